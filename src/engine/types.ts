@@ -1,0 +1,87 @@
+// The engine's contract with the gateway: token ids in, token events out.
+// The gateway owns text (tokenizer, chat template, stop strings, detokenization); the engine owns
+// sequences, the KV cache, batching and sampling. Nothing here knows about HTTP.
+
+export interface SamplingParams {
+  temperature: number; // 0 = greedy
+  top_p: number; // 1 = off
+  top_k: number; // <= 0 = off
+  min_p: number; // 0 = off
+  presence_penalty: number;
+  frequency_penalty: number;
+  repetition_penalty: number; // 1 = off
+  seed: number | null; // same seed, same output
+  max_tokens: number;
+  stop_token_ids: number[];
+  ignore_eos: boolean;
+  logprobs: number | null; // null = none; k >= 0: the sampled token's logprob and the top k
+  prompt_logprobs: boolean; // logprob of every prompt token after the first (for echo)
+}
+
+export interface GenerateRequest {
+  id: string;
+  prompt_ids: number[];
+  params: SamplingParams;
+  signal?: AbortSignal; // aborting cancels the sequence and frees its cache
+}
+
+export interface TopLogprob {
+  id: number;
+  logprob: number;
+}
+
+export type FinishReason = "stop" | "length" | "abort" | "error";
+
+export type TokenEvent =
+  | { type: "prompt"; logprobs: (number | null)[] } // only with prompt_logprobs; first is null
+  | { type: "token"; id: number; logprob?: number; top_logprobs?: TopLogprob[] }
+  | {
+      type: "done";
+      finish_reason: FinishReason;
+      prompt_tokens: number;
+      completion_tokens: number;
+      error?: string;
+    };
+
+export interface EngineStats {
+  running: number;
+  waiting: number;
+  kv_blocks_used: number;
+  kv_blocks_total: number;
+  prompt_tokens_total: number;
+  generation_tokens_total: number;
+  // tokens routed to each expert, per MoE layer: expert_load[layer][expert]
+  expert_load: Record<number, number[]>;
+  // optional speculative decoding counters
+  spec_drafted_total?: number;
+  spec_accepted_total?: number;
+}
+
+export interface ModelInfo {
+  id: string; // the served model name
+  max_model_len: number;
+  vocab_size: number;
+  eos_token_id: number;
+  bos_token_id: number;
+}
+
+/** Refusals the gateway turns into HTTP answers (e.g. queue full -> 429). */
+export class EngineError extends Error {
+  constructor(
+    message: string,
+    readonly code: "queue_full" | "prompt_too_long" | "invalid_request" | "unavailable" | "internal",
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+    this.name = "EngineError";
+  }
+}
+
+export interface Engine {
+  readonly info: ModelInfo;
+  /** Streams the events of one sequence; the last event is always "done".
+   * Throws EngineError synchronously-on-first-next when the request is refused. */
+  generate(req: GenerateRequest): AsyncIterable<TokenEvent>;
+  stats(): EngineStats;
+  close(): Promise<void>;
+}
