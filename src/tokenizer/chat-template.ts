@@ -1,0 +1,77 @@
+// Renders a Hugging Face `chat_template` (Jinja) the way transformers' apply_chat_template does.
+import { Template } from "@huggingface/jinja";
+
+export interface ChatMessage {
+  role: string;
+  content: string | null;
+  tool_calls?: unknown;
+  name?: string;
+  tool_call_id?: string;
+}
+
+export interface ChatTemplateOptions {
+  addGenerationPrompt: boolean;
+  tools?: unknown;
+}
+
+type NamedTemplate = { name: string; template: string };
+
+/** Picks the template the way transformers does: a plain string, or a named list with "default" / "tool_use". */
+function pickTemplate(raw: unknown, wantTools: boolean): string | null {
+  if (typeof raw === "string") return raw;
+  if (!Array.isArray(raw)) return null;
+  const named = raw.filter(
+    (t): t is NamedTemplate => typeof t?.name === "string" && typeof t?.template === "string",
+  );
+  const byName = (n: string) => named.find((t) => t.name === n)?.template;
+  return (wantTools ? byName("tool_use") : undefined) ?? byName("default") ?? named[0]?.template ?? null;
+}
+
+/**
+ * Templates test `'tool_calls' in message`, so a key that is present but undefined/null would send a
+ * plain reply down the tool-call branch: drop such keys. A null content without tool calls is rendered
+ * as "" (Python would raise on `str + None`; an API client sending null there means "nothing").
+ */
+function normalizeMessage(m: ChatMessage): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(m)) if (v !== undefined && !(k === "tool_calls" && v === null)) out[k] = v;
+  if (out.content === null && out.tool_calls === undefined) out.content = "";
+  if (!("content" in out)) out.content = out.tool_calls === undefined ? "" : null;
+  return out;
+}
+
+export class ChatTemplate {
+  private readonly compiled = new Map<string, Template>();
+
+  constructor(
+    private readonly raw: unknown,
+    private readonly specials: { bos_token: string; eos_token: string; pad_token?: string },
+    private readonly source: string,
+  ) {}
+
+  get available(): boolean {
+    return pickTemplate(this.raw, false) !== null;
+  }
+
+  render(messages: ChatMessage[], opts: ChatTemplateOptions): string {
+    const text = pickTemplate(this.raw, opts.tools !== undefined && opts.tools !== null);
+    if (text === null) throw new Error(`no chat_template in ${this.source}`);
+    let tpl = this.compiled.get(text);
+    if (!tpl) {
+      try {
+        tpl = new Template(text);
+      } catch (e) {
+        throw new Error(`invalid chat_template in ${this.source}: ${(e as Error).message}`);
+      }
+      this.compiled.set(text, tpl);
+    }
+    // raise_exception is a builtin of @huggingface/jinja (it throws an Error with the message).
+    const ctx: Record<string, unknown> = {
+      messages: messages.map(normalizeMessage),
+      add_generation_prompt: opts.addGenerationPrompt,
+      ...this.specials,
+    };
+    if (opts.tools !== undefined && opts.tools !== null) ctx.tools = opts.tools;
+    return tpl.render(ctx);
+  }
+}
