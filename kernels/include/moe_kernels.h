@@ -90,8 +90,10 @@ int moe_gate(int32_t *ids, float *weights, const float *x, int64_t ldx,
 /* Grouped SwiGLU experts. Rows are grouped by expert: rows[offsets[e] .. offsets[e+1]) are
  * token indices (into x and out) routed to local expert e, with routing weights rw[] aligned to
  * rows. For each: out[tok, :] += rw * W2_e (silu(W1_e x[tok]) * (W3_e x[tok])).
- * w1/w3 are [I, D], w2 is [D, I]; the pointer tables hold E entries (scales NULL for non-F8).
- * scratch: at least 3 * max_rows * I floats where max_rows = max over e of the group size. */
+ * w1/w3 are [I, D], w2 is [D, I]; the pointer tables hold E entries (scales NULL for non-F8);
+ * an expert with an empty group may have NULL weights. scratch: NULL (the kernel allocates) or
+ * at least max_rows * (2*D + 3*I) floats, max_rows = the largest group. out is accumulated in
+ * expert order (as model.py's MoE loop). */
 int moe_experts(float *out, int64_t ldo, const float *x, int64_t ldx,
                 const int32_t *offsets, const int32_t *rows, const float *rw,
                 const void *const *w1, const float *const *s1,

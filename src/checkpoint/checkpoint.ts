@@ -1,0 +1,107 @@
+// A Hugging Face checkpoint directory: config.json, safetensors shards (with or without
+// model.safetensors.index.json). Tensors are found by name, checked for dtype and shape, and
+// handed out as views into the mapped files.
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { type ModelConfig, loadModelConfig } from "../config/model.ts";
+import { CheckpointError, type DType, SafetensorsFile, type TensorInfo } from "./safetensors.ts";
+
+export { CheckpointError };
+
+/** Weight dtype codes of the kernel ABI (moe_kernels.h). */
+export const WDTYPE = { F32: 0, BF16: 1, F8_E4M3: 2 } as const;
+export type WDType = (typeof WDTYPE)[keyof typeof WDTYPE];
+
+/** A stored weight: raw bytes in the checkpoint's dtype (+ F8 block scales). */
+export interface Weight {
+  readonly name: string;
+  readonly dtype: WDType;
+  readonly data: Uint8Array;
+  readonly scale: Float32Array | null;
+  readonly shape: readonly number[];
+}
+
+export class Checkpoint {
+  readonly config: ModelConfig;
+  private readonly files = new Map<string, SafetensorsFile>();
+  private readonly where = new Map<string, string>(); // tensor -> shard file name
+
+  constructor(readonly dir: string) {
+    if (!existsSync(dir)) throw new CheckpointError(`${dir}: model directory does not exist`);
+    this.config = loadModelConfig(join(dir, "config.json"));
+    const indexPath = join(dir, "model.safetensors.index.json");
+    if (existsSync(indexPath)) {
+      let index: { weight_map?: Record<string, string> };
+      try {
+        index = JSON.parse(readFileSync(indexPath, "utf8"));
+      } catch (e) {
+        throw new CheckpointError(`${indexPath}: not valid JSON (${(e as Error).message})`);
+      }
+      if (!index.weight_map || typeof index.weight_map !== "object") throw new CheckpointError(`${indexPath}: no weight_map`);
+      for (const [name, file] of Object.entries(index.weight_map)) this.where.set(name, file);
+    } else {
+      const shards = readdirSync(dir).filter((f) => f.endsWith(".safetensors")).sort();
+      if (shards.length === 0) throw new CheckpointError(`${dir}: no *.safetensors files and no model.safetensors.index.json`);
+      for (const f of shards) for (const name of this.file(f).tensors.keys()) this.where.set(name, f);
+    }
+  }
+
+  private file(name: string): SafetensorsFile {
+    let f = this.files.get(name);
+    if (!f) {
+      f = new SafetensorsFile(join(this.dir, name));
+      this.files.set(name, f);
+    }
+    return f;
+  }
+
+  has(name: string): boolean {
+    return this.where.has(name);
+  }
+
+  names(): string[] {
+    return [...this.where.keys()];
+  }
+
+  info(name: string): TensorInfo {
+    const fileName = this.where.get(name);
+    if (!fileName) throw new CheckpointError(`${this.dir}: tensor ${name} is missing from the checkpoint`);
+    const t = this.file(fileName).tensors.get(name);
+    if (!t) throw new CheckpointError(`${join(this.dir, fileName)}: tensor ${name} is listed in the index but not in the file`);
+    return t;
+  }
+
+  /** Raw bytes of a tensor after checking dtype and shape. */
+  raw(name: string, dtypes: readonly DType[], shape: readonly number[]): { info: TensorInfo; bytes: Uint8Array } {
+    const info = this.info(name);
+    if (!dtypes.includes(info.dtype)) throw new CheckpointError(`${info.file}: tensor ${name} has dtype ${info.dtype}, expected ${dtypes.join(" or ")}`);
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i]))
+      throw new CheckpointError(`${info.file}: tensor ${name} has shape [${info.shape}], expected [${shape}]`);
+    return { info, bytes: this.file(this.where.get(name) as string).bytes(info) };
+  }
+
+  /** An F32 tensor as an aligned Float32Array (copied only when the file leaves it misaligned). */
+  f32(name: string, shape: readonly number[]): Float32Array {
+    const { bytes } = this.raw(name, ["F32"], shape);
+    return aligned(bytes);
+  }
+
+  /** A matrix or vector weight in its stored dtype; an F8 weight brings its `_scale_inv`. */
+  weight(name: string, shape: readonly number[]): Weight {
+    const { info, bytes } = this.raw(name, ["F8_E4M3", "BF16", "F32"], shape);
+    if (info.dtype !== "F8_E4M3") return Object.freeze({ name, dtype: WDTYPE[info.dtype as "BF16" | "F32"], data: bytes, scale: null, shape: info.shape });
+    const blocks = shape.map((d) => Math.ceil(d / 128));
+    if (shape.length !== 2) throw new CheckpointError(`${info.file}: tensor ${name} is F8 but not a matrix`);
+    const scale = this.f32(`${name}_scale_inv`, blocks);
+    return Object.freeze({ name, dtype: WDTYPE.F8_E4M3, data: bytes, scale, shape: info.shape });
+  }
+}
+
+function aligned(bytes: Uint8Array): Float32Array {
+  if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  return new Float32Array(bytes.slice().buffer);
+}
+
+export function openCheckpoint(dir: string): Checkpoint {
+  return new Checkpoint(dir);
+}

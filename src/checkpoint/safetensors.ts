@@ -1,0 +1,107 @@
+// One safetensors file, memory-mapped: the header is parsed and checked against the file's size,
+// tensor bytes are views into the mapping (nothing is copied; pages load on first touch).
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+
+export type DType = "F8_E4M3" | "BF16" | "F16" | "F32" | "F64" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
+
+export const DTYPE_BYTES: Record<DType, number> = {
+  F8_E4M3: 1, BF16: 2, F16: 2, F32: 4, F64: 8, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+
+export interface TensorInfo {
+  readonly name: string;
+  readonly file: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  readonly begin: number; // byte offsets inside the data section
+  readonly end: number;
+}
+
+export class CheckpointError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "CheckpointError";
+  }
+}
+
+const MAX_HEADER = 100 * 1024 * 1024;
+
+export class SafetensorsFile {
+  readonly tensors = new Map<string, TensorInfo>();
+  readonly metadata: Record<string, string> = {};
+  private map: Uint8Array | null = null;
+  private dataStart = 0;
+
+  constructor(readonly path: string) {
+    this.readHeader();
+  }
+
+  private readHeader(): void {
+    const fail = (msg: string): never => {
+      throw new CheckpointError(`${this.path}: ${msg}`);
+    };
+    let fd: number;
+    try {
+      fd = openSync(this.path, "r");
+    } catch (e) {
+      return fail(`cannot open (${(e as Error).message})`);
+    }
+    try {
+      const size = fstatSync(fd).size;
+      if (size < 8) fail(`truncated: ${size} bytes, no header`);
+      const lenBuf = Buffer.alloc(8);
+      readSync(fd, lenBuf, 0, 8, 0);
+      const len = Number(lenBuf.readBigUInt64LE(0));
+      if (len > MAX_HEADER || 8 + len > size) fail(`header length ${len} does not fit in the file of ${size} bytes (truncated?)`);
+      const hdr = Buffer.alloc(len);
+      readSync(fd, hdr, 0, len, 8);
+      let json: Record<string, unknown>;
+      try {
+        json = JSON.parse(hdr.toString("utf8"));
+      } catch (e) {
+        return fail(`header is not valid JSON (${(e as Error).message})`);
+      }
+      this.dataStart = 8 + len;
+      const dataLen = size - this.dataStart;
+      for (const [name, v] of Object.entries(json)) {
+        if (name === "__metadata__") {
+          Object.assign(this.metadata, v);
+          continue;
+        }
+        this.tensors.set(name, this.checkEntry(name, v, dataLen));
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private checkEntry(name: string, v: unknown, dataLen: number): TensorInfo {
+    const fail = (msg: string): never => {
+      throw new CheckpointError(`${this.path}: tensor ${name}: ${msg}`);
+    };
+    const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof e !== "object" || e === null) fail("header entry is not an object");
+    const dtype = e.dtype as DType;
+    if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) fail(`unknown dtype ${JSON.stringify(e.dtype)}`);
+    const shape = e.shape as number[];
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`bad shape ${JSON.stringify(e.shape)}`);
+    const off = e.data_offsets as number[];
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0)) fail(`bad data_offsets ${JSON.stringify(e.data_offsets)}`);
+    const [begin, end] = off;
+    const want = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
+    if (end < begin || end - begin !== want) fail(`data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype}${JSON.stringify(shape)} needs ${want}`);
+    if (end > dataLen) fail(`data_offsets end ${end} lies beyond the data section (${dataLen} bytes): file truncated or header lies`);
+    return Object.freeze({ name, file: this.path, dtype, shape: Object.freeze([...shape]), begin, end });
+  }
+
+  /** The tensor's bytes, a view into the file mapping. */
+  bytes(info: TensorInfo): Uint8Array {
+    if (!this.map) this.map = Bun.mmap(this.path, { shared: false });
+    return this.map.subarray(this.dataStart + info.begin, this.dataStart + info.end);
+  }
+
+  /** Drops this object's reference to the mapping; views already handed out keep it alive. */
+  release(): void {
+    this.map = null;
+  }
+}
