@@ -1,0 +1,117 @@
+// POST /v1/completions: a prompt as text, texts, token ids or lists of token ids; n choices per prompt
+// (choice index = prompt index * n + i, as vLLM numbers them); `echo` puts the prompt (and with
+// logprobs, its prompt logprobs) in front of the completion.
+import type { Context } from "hono";
+import type { TextCodec } from "./codec.ts";
+import { collectAll, merge, startChoices } from "./choices.ts";
+import type { GatewayEnv } from "./env.ts";
+import { CompletionLogprobsBuilder, concatLogprobs, createdNow, usage } from "./format.ts";
+import type { Choice } from "./generation.ts";
+import {
+  checkModel, checkTokenIds, choiceSpecs, type GatewayDeps, readJson, resolveMaxTokens, samplingParams, stopStrings,
+} from "./request.ts";
+import { CompletionRequest } from "./schemas.ts";
+import { sseResponse } from "./sse.ts";
+
+interface Prompt {
+  ids: number[];
+  text: string | null; // null for token-id prompts: decoded only if echoed
+}
+
+function toPrompts(codec: TextCodec, p: CompletionRequest["prompt"]): Prompt[] {
+  if (typeof p === "string") return [{ ids: codec.encode(p, { addSpecialTokens: true }), text: p }];
+  if (typeof p[0] === "number") return [{ ids: p as number[], text: null }];
+  return (p as (string | number[])[]).map((x) =>
+    typeof x === "string" ? { ids: codec.encode(x, { addSpecialTokens: true }), text: x } : { ids: x, text: null });
+}
+
+interface Head {
+  id: string;
+  created: number;
+  model: string;
+}
+
+export async function completions(c: Context<GatewayEnv>, deps: GatewayDeps): Promise<Response> {
+  const startMs = performance.now();
+  const body = CompletionRequest.parse(await readJson(c));
+  checkModel(body.model, deps.servedModelName);
+  const prompts = toPrompts(deps.codec, body.prompt);
+  const n = body.n ?? 1;
+  const logprobs = body.logprobs ?? null;
+  const echo = body.echo ?? false;
+  const engineInputs = prompts.map((p) => {
+    checkTokenIds(p.ids, deps.info, "prompt");
+    const maxTokens = resolveMaxTokens(p.ids.length, body.max_tokens ?? null, deps.info, "prompt");
+    return { ids: p.ids, params: samplingParams(body, maxTokens, logprobs, echo && logprobs !== null, deps.info) };
+  });
+  const skipSpecial = body.skip_special_tokens ?? true;
+  const specs = choiceSpecs(c, deps, engineInputs, n, stopStrings(body.stop), skipSpecial, startMs);
+  const choices = await startChoices(deps.engine, deps.codec, specs);
+  const head: Head = { id: `cmpl-${c.get("requestId")}`, created: createdNow(), model: deps.servedModelName };
+  const promptOf = (k: number) => prompts[Math.floor(k / n)]!;
+  const echoText = (p: Prompt) => (echo ? p.text ?? deps.codec.decode(p.ids, { skipSpecialTokens: skipSpecial }) : "");
+  const promptTokens = prompts.reduce((s, p) => s + p.ids.length, 0);
+  const observeE2e = () => deps.metrics.e2e.observe((performance.now() - startMs) / 1000);
+  if (body.stream) {
+    const includeUsage = body.stream_options?.include_usage ?? false;
+    const ctx: StreamCtx = { codec: deps.codec, head, choices, promptOf, echoText, promptTokens, logprobs: logprobs !== null, includeUsage };
+    return sseResponse(streamChunks(ctx), { onCancel: () => choices.forEach((ch) => ch.abort()), onEnd: observeE2e });
+  }
+  const done = await collectAll(choices);
+  observeE2e();
+  return c.json({
+    ...head,
+    object: "text_completion",
+    choices: done.map((d, index) => {
+      const lp = new CompletionLogprobsBuilder(deps.codec);
+      const parts = echo && d.promptLogprobs ? [lp.prompt(promptOf(index).ids, d.promptLogprobs)] : [];
+      return {
+        index,
+        text: echoText(promptOf(index)) + d.text,
+        logprobs: logprobs !== null ? concatLogprobs([...parts, lp.generated(d.tokens)]) : null,
+        finish_reason: d.finishReason,
+      };
+    }),
+    usage: usage(promptTokens, done.reduce((s, d) => s + d.completionTokens, 0)),
+  });
+}
+
+interface StreamCtx {
+  codec: TextCodec;
+  head: Head;
+  choices: Choice[];
+  promptOf(k: number): Prompt;
+  echoText(p: Prompt): string;
+  promptTokens: number;
+  logprobs: boolean;
+  includeUsage: boolean;
+}
+
+async function* streamChunks(ctx: StreamCtx): AsyncGenerator<unknown> {
+  const base = { ...ctx.head, object: "text_completion", ...(ctx.includeUsage ? { usage: null } : {}) };
+  const chunk = (index: number, text: string, logprobs: unknown, finish_reason: string | null) =>
+    ({ ...base, choices: [{ index, text, logprobs, finish_reason }] });
+  const builders = ctx.choices.map(() => new CompletionLogprobsBuilder(ctx.codec));
+  const echoed = ctx.choices.map(() => false);
+  let completionTokens = 0;
+  try {
+    for await (const [k, ev] of merge(ctx.choices.map((ch) => ch.events()))) {
+      const prompt = ctx.promptOf(k);
+      if (!echoed[k]) {
+        echoed[k] = true;
+        const text = ctx.echoText(prompt);
+        const lp = ev.type === "prompt" && ctx.logprobs ? builders[k]!.prompt(prompt.ids, ev.logprobs) : null;
+        if (text || lp) yield chunk(k, text, lp, null);
+      }
+      if (ev.type === "delta") {
+        yield chunk(k, ev.text, ctx.logprobs ? builders[k]!.generated(ev.tokens) : null, null);
+      } else if (ev.type === "finish") {
+        completionTokens += ev.completionTokens;
+        yield chunk(k, "", null, ev.reason);
+      }
+    }
+    if (ctx.includeUsage) yield { ...base, choices: [], usage: usage(ctx.promptTokens, completionTokens) };
+  } finally {
+    for (const ch of ctx.choices) ch.abort();
+  }
+}

@@ -1,0 +1,126 @@
+// Request bodies of /v1/chat/completions and /v1/completions, parsed once at the edge.
+// Unknown but harmless OpenAI fields (user, metadata, store, ...) are stripped; fields we cannot honour
+// are refused with a 400 that names them (a custom issue whose path is the parameter).
+import { z } from "zod";
+
+export const MAX_N = 16;
+export const MAX_LOGPROBS = 20;
+
+const tokenId = z.number().int().min(0);
+
+const sampling = {
+  model: z.string().nullish(),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  max_tokens: z.number().int().min(1).nullish(),
+  n: z.number().int().min(1).max(MAX_N).nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().gt(0).max(1).nullish(),
+  top_k: z.number().int().min(-1).nullish(),
+  min_p: z.number().min(0).max(1).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  repetition_penalty: z.number().gt(0).max(2).nullish(),
+  seed: z.number().int().nullish(),
+  stop: z.union([z.string(), z.array(z.string()).max(16)]).nullish(),
+  stop_token_ids: z.array(tokenId).max(64).nullish(),
+  ignore_eos: z.boolean().nullish(),
+  skip_special_tokens: z.boolean().nullish(),
+  user: z.string().nullish(),
+  logit_bias: z.record(z.string(), z.number()).nullish(),
+};
+
+const contentPart = z.looseObject({ type: z.string(), text: z.unknown().optional() });
+
+const message = z.object({
+  role: z.enum(["system", "developer", "user", "assistant", "tool"]),
+  content: z.union([z.string(), z.array(contentPart)]).nullish(),
+  name: z.string().nullish(),
+  tool_calls: z.array(z.unknown()).nullish(),
+  tool_call_id: z.string().nullish(),
+});
+
+type Ctx = z.core.$RefinementCtx;
+
+function unsupported(ctx: Ctx, path: (string | number)[], message: string): void {
+  ctx.addIssue({ code: "custom", path, message });
+}
+
+interface CommonChecked {
+  stream?: boolean | null;
+  stream_options?: unknown;
+  logit_bias?: Record<string, number> | null;
+}
+
+function checkCommon(b: CommonChecked, ctx: Ctx): void {
+  if (b.stream_options && !b.stream) {
+    ctx.addIssue({ code: "custom", path: ["stream_options"], message: "stream_options is only allowed when stream is true" });
+  }
+  if (b.logit_bias && Object.keys(b.logit_bias).length > 0) unsupported(ctx, ["logit_bias"], "logit_bias is not supported");
+}
+
+export const ChatCompletionRequest = z
+  .object({
+    ...sampling,
+    messages: z.array(message).min(1),
+    max_completion_tokens: z.number().int().min(1).nullish(),
+    logprobs: z.boolean().nullish(),
+    top_logprobs: z.number().int().min(0).max(MAX_LOGPROBS).nullish(),
+    tools: z.array(z.unknown()).nullish(),
+    tool_choice: z.union([z.string(), z.record(z.string(), z.unknown())]).nullish(),
+    parallel_tool_calls: z.boolean().nullish(),
+    functions: z.array(z.unknown()).nullish(),
+    function_call: z.unknown().optional(),
+    response_format: z.looseObject({ type: z.string() }).nullish(),
+    modalities: z.array(z.string()).nullish(),
+    audio: z.unknown().optional(),
+    add_generation_prompt: z.boolean().nullish(),
+  })
+  .superRefine((b, ctx) => {
+    checkCommon(b, ctx);
+    if (b.top_logprobs != null && !b.logprobs && b.top_logprobs > 0) {
+      ctx.addIssue({ code: "custom", path: ["top_logprobs"], message: "top_logprobs requires logprobs: true" });
+    }
+    const hasTools = (b.tools?.length ?? 0) > 0 || (b.functions?.length ?? 0) > 0;
+    if (b.tool_choice != null && b.tool_choice !== "none" && b.tool_choice !== "auto") {
+      unsupported(ctx, ["tool_choice"], "tool_choice other than \"none\" is not supported: this server does not call tools");
+    } else if (hasTools && b.tool_choice !== "none") {
+      unsupported(ctx, [b.functions?.length ? "functions" : "tools"], "tool calling is not supported; send tool_choice: \"none\" or no tools");
+    }
+    if (b.function_call != null && b.function_call !== "none") unsupported(ctx, ["function_call"], "function_call is not supported");
+    if (b.response_format && b.response_format.type !== "text") {
+      unsupported(ctx, ["response_format"], `response_format ${b.response_format.type} is not supported`);
+    }
+    if (b.audio != null || b.modalities?.some((m) => m !== "text")) unsupported(ctx, ["modalities"], "only text output is supported");
+    b.messages.forEach((m, i) => {
+      if (!Array.isArray(m.content)) return;
+      m.content.forEach((p, j) => {
+        if (p.type !== "text") unsupported(ctx, ["messages", i, "content", j, "type"], `content part type ${p.type} is not supported`);
+        else if (typeof p.text !== "string") ctx.addIssue({ code: "custom", path: ["messages", i, "content", j, "text"], message: "text must be a string" });
+      });
+    });
+  });
+
+export const CompletionRequest = z
+  .object({
+    ...sampling,
+    prompt: z.union([
+      z.string(),
+      z.array(z.string()).min(1),
+      z.array(tokenId).min(1),
+      z.array(z.array(tokenId).min(1)).min(1),
+    ]),
+    echo: z.boolean().nullish(),
+    logprobs: z.number().int().min(0).max(MAX_LOGPROBS).nullish(),
+    best_of: z.number().int().min(1).nullish(),
+    suffix: z.string().nullish(),
+  })
+  .superRefine((b, ctx) => {
+    checkCommon(b, ctx);
+    if (b.best_of != null && b.best_of > (b.n ?? 1)) unsupported(ctx, ["best_of"], "best_of greater than n is not supported");
+    if (b.suffix) unsupported(ctx, ["suffix"], "suffix is not supported");
+  });
+
+export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequest>;
+export type CompletionRequest = z.infer<typeof CompletionRequest>;
+export type SamplingFields = Pick<CompletionRequest, keyof typeof sampling>;
