@@ -1,7 +1,7 @@
 // The HTTP face of the engine. createApp wires middleware and routes around any `Engine` (the real
 // scheduler or a test double) and any `TextCodec` (the model's tokenizer); nothing else is global.
 import { Hono } from "hono";
-import type { Engine, EngineStats } from "../engine/types.ts";
+import { EngineError, type Engine, type EngineStats } from "../engine/types.ts";
 import { chatCompletions } from "./chat.ts";
 import type { TextCodec } from "./codec.ts";
 import { completions } from "./completions.ts";
@@ -76,7 +76,10 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
     new ApiError(404, `No route for ${c.req.method} ${c.req.path}.`, "not_found_error", null, "not_found")));
   app.onError((err) => {
     const api = toApiError(err);
-    if (api.status >= 500 && api.status !== 503 && api.status !== 504) console.error("[gateway]", err);
+    if (api.status >= 500 && api.status !== 503 && api.status !== 504) {
+      // our own errors say enough in one line; anything else deserves its stack
+      console.error("[gateway]", err instanceof ApiError || err instanceof EngineError ? `${api.status} ${api.message}` : err);
+    }
     return toErrorResponse(api);
   });
   return app;

@@ -20,7 +20,11 @@ export async function startChoices(engine: Engine, codec: TextCodec, specs: Choi
 export async function* merge<T>(sources: AsyncIterator<T>[]): AsyncGenerator<[number, T]> {
   type Next = { i: number; r: IteratorResult<T> };
   const pending = new Map<number, Promise<Next>>();
-  const pull = (i: number) => pending.set(i, sources[i]!.next().then((r) => ({ i, r })));
+  const pull = (i: number) => {
+    const p = sources[i]!.next().then((r) => ({ i, r }));
+    p.catch(() => {}); // read ahead: it may fail while our consumer is paused; the next race reports it
+    pending.set(i, p);
+  };
   sources.forEach((_, i) => pull(i));
   try {
     while (pending.size > 0) {
@@ -33,10 +37,7 @@ export async function* merge<T>(sources: AsyncIterator<T>[]): AsyncGenerator<[nu
       yield [i, r.value];
     }
   } finally {
-    for (const [i, p] of pending) {
-      p.catch(() => {});
-      void sources[i]!.return?.(undefined)?.catch(() => {});
-    }
+    for (const i of pending.keys()) void sources[i]!.return?.(undefined)?.catch(() => {});
   }
 }
 

@@ -4,7 +4,10 @@
 export interface ChatTemplateMessage {
   role: string;
   content: string;
-  [extra: string]: unknown; // e.g. tool_calls / tool_call_id, passed through to the template
+  // passed through to the template (assistant tool calls, tool results)
+  tool_calls?: unknown;
+  tool_call_id?: string;
+  name?: string;
 }
 
 export interface TextCodec {

@@ -1,46 +1,19 @@
-// Shared test setup: the real fortune-dsv3 tokenizer (through src/tokenizer once it exists, otherwise
-// a local adapter over the same files), an app around a FakeEngine, and SSE parsing.
-import { Template } from "@huggingface/jinja";
-import { Tokenizer } from "@huggingface/tokenizers";
+// Shared test setup: the real fortune-dsv3 tokenizer, an app around a FakeEngine, and SSE parsing.
 import { join } from "node:path";
 import { createApp, type AppOptions } from "../../src/gateway/app.ts";
 import type { TextCodec } from "../../src/gateway/codec.ts";
 import { GatewayMetrics } from "../../src/gateway/metrics.ts";
+import { loadTokenizer } from "../../src/tokenizer/index.ts";
 import { FakeEngine, type FakeEngineOptions } from "./fake-engine.ts";
 
 export const MODEL_DIR = join(import.meta.dir, "../../models/fortune-dsv3");
 export const MODEL = "fake-dsv3";
 
-async function localCodec(dir: string): Promise<TextCodec> {
-  const json = await Bun.file(join(dir, "tokenizer.json")).json();
-  const config = await Bun.file(join(dir, "tokenizer_config.json")).json();
-  const tok = new Tokenizer(json, config);
-  const template = new Template(config.chat_template);
-  const special = (t: unknown) => (typeof t === "string" ? t : (t as { content: string }).content);
-  return {
-    encode: (text, o) => tok.encode(text, { add_special_tokens: o?.addSpecialTokens ?? true }).ids,
-    decode: (ids, o) => tok.decode(ids, { skip_special_tokens: o?.skipSpecialTokens ?? false }),
-    applyChatTemplate: (messages, o) => template.render({
-      messages, add_generation_prompt: o.addGenerationPrompt, tools: o.tools,
-      bos_token: special(config.bos_token), eos_token: special(config.eos_token),
-    }),
-  };
-}
-
 let cached: Promise<TextCodec> | null = null;
 
-/** The project's tokenizer when it has landed (src/tokenizer), else the local adapter. */
+/** The project's tokenizer for the bundled model (typed as the gateway's TextCodec: it must fit). */
 export function loadCodec(): Promise<TextCodec> {
-  cached ??= (async () => {
-    const path = "../../src/tokenizer/index.ts";
-    try {
-      const mod = (await import(path)) as { loadTokenizer?: (dir: string) => Promise<TextCodec> };
-      if (mod.loadTokenizer) return await mod.loadTokenizer(MODEL_DIR);
-    } catch {
-      // not written yet: fall through
-    }
-    return localCodec(MODEL_DIR);
-  })();
+  cached ??= loadTokenizer(MODEL_DIR);
   return cached;
 }
 
