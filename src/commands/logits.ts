@@ -1,0 +1,36 @@
+// `moe logits --model DIR --ids 3,14,15 [--decode 9,2,6] [--mtp]`: raw logits as JSON. Row 0 is
+// the last prompt position after prefill, then one row per --decode token fed alone.
+import { createBackend } from "../engine/load.ts";
+import { DEFAULT_MODEL, UsageError, intList, parse } from "./args.ts";
+
+export async function logitsCommand(argv: string[]): Promise<void> {
+  const a = parse(argv, {
+    model: { type: "string" }, ids: { type: "string" }, decode: { type: "string" },
+    mtp: { type: "boolean" }, scaling: { type: "string" }, impl: { type: "string" },
+  });
+  const ids = intList(a.ids, "--ids"), decode = intList(a.decode, "--decode");
+  if (ids.length === 0) throw new UsageError("--ids is required (comma-separated token ids)");
+  const total = ids.length + decode.length;
+  const backend = await createBackend({ model: a.model ?? DEFAULT_MODEL, scaling: a.scaling, kvTokens: Math.max(total, 16) * 2, mtp: a.mtp });
+  try {
+    const V = backend.config.vocab_size;
+    for (const id of [...ids, ...decode]) if (id >= V) throw new UsageError(`token id ${id} is outside the vocabulary [0, ${V})`);
+    const pages = Array.from({ length: Math.ceil(total / backend.pageSize) }, (_, i) => i);
+    const rows: number[][] = [];
+    const [first] = await backend.step(0, [{ seq: "cli", tokens: ids, start: 0, pages, logits: "last" }]);
+    rows.push(Array.from(first.logits!));
+    for (let j = 0; j < decode.length; j++) {
+      const [r] = await backend.step(0, [{ seq: "cli", tokens: [decode[j]], start: ids.length + j, pages, logits: "last" }]);
+      rows.push(Array.from(r.logits!));
+    }
+    const out: { logits: number[][]; mtp_logits?: number[][] } = { logits: rows };
+    if (a.mtp) {
+      if (!backend.mtpLogits || backend.config.num_nextn_predict_layers === 0) throw new UsageError("this model has no MTP layer");
+      const m = await backend.mtpLogits(ids, pages);
+      out.mtp_logits = Array.from({ length: ids.length - 1 }, (_, i) => Array.from(m.subarray(i * V, (i + 1) * V)));
+    }
+    process.stdout.write(JSON.stringify(out) + "\n");
+  } finally {
+    await backend.close();
+  }
+}

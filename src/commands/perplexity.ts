@@ -1,0 +1,63 @@
+// `moe perplexity --model DIR --tokens FILE [--windows N] [--context L] --json`: the mean
+// next-token loss over non-overlapping windows of a token stream, windowed as
+// fortune-dsv3/eval/val.json describes: window j = tokens[L*j : L*j + L + 1]; the model reads
+// the first L (a fresh sequence) and is scored on predicting tokens 1..L.
+import { readFileSync } from "node:fs";
+import { createBackend } from "../engine/load.ts";
+import { DEFAULT_MODEL, UsageError, num, parse } from "./args.ts";
+
+function readTokens(path: string): number[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new UsageError(`--tokens ${path}: cannot read JSON (${(e as Error).message})`);
+  }
+  const t = Array.isArray(raw) ? raw : (raw as { tokens?: unknown }).tokens;
+  if (!Array.isArray(t) || !t.every((x) => Number.isInteger(x) && x >= 0)) throw new UsageError(`--tokens ${path}: expected a list of token ids or {"tokens": [...]}`);
+  return t as number[];
+}
+
+export async function perplexityCommand(argv: string[]): Promise<void> {
+  const a = parse(argv, {
+    model: { type: "string" }, tokens: { type: "string" }, windows: { type: "string" }, context: { type: "string" },
+    json: { type: "boolean" }, scaling: { type: "string" }, batch: { type: "string" },
+  });
+  if (!a.tokens) throw new UsageError("--tokens FILE is required");
+  const tokens = readTokens(a.tokens);
+  const L = num(a.context, "context", 256, (n) => Number.isInteger(n) && n > 1);
+  const available = Math.floor((tokens.length - 1) / L);
+  const windows = num(a.windows, "windows", available, (n) => Number.isInteger(n) && n > 0 && n <= available);
+  const B = num(a.batch, "batch", 4, (n) => Number.isInteger(n) && n > 0);
+  const backend = await createBackend({ model: a.model ?? DEFAULT_MODEL, scaling: a.scaling, kvTokens: B * (L + 16) });
+  const V = backend.config.vocab_size;
+  const perSeq = Math.ceil(L / backend.pageSize);
+  let nll = 0, scored = 0;
+  try {
+    for (let w0 = 0; w0 < windows; w0 += B) {
+      const work = [];
+      for (let w = w0; w < Math.min(windows, w0 + B); w++) {
+        const pages = Array.from({ length: perSeq }, (_, i) => (w - w0) * perSeq + i);
+        work.push({ seq: `w${w}`, tokens: tokens.slice(L * w, L * w + L), start: 0, pages, logits: "all" as const });
+      }
+      const res = await backend.step(0, work);
+      res.forEach((r, i) => {
+        const base = L * (w0 + i), lg = r.logits!;
+        for (let p = 0; p < L; p++) {
+          const row = lg.subarray(p * V, (p + 1) * V);
+          let m = -Infinity;
+          for (let v = 0; v < V; v++) if (row[v] > m) m = row[v];
+          let z = 0;
+          for (let v = 0; v < V; v++) z += Math.exp(row[v] - m);
+          nll += m + Math.log(z) - row[tokens[base + p + 1]];
+          scored++;
+        }
+      });
+    }
+  } finally {
+    await backend.close();
+  }
+  const loss = nll / scored;
+  const out = { loss, perplexity: Math.exp(loss), tokens: scored, windows };
+  process.stdout.write(a.json ? JSON.stringify(out) + "\n" : `loss ${loss.toFixed(6)}  perplexity ${out.perplexity.toFixed(3)}  over ${scored} tokens (${windows} windows of ${L})\n`);
+}

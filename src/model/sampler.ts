@@ -1,0 +1,67 @@
+// Choosing the next token from one row of logits: penalties, then greedy or a seeded draw under
+// temperature / top-k / top-p / min-p; logprobs are those of the raw model distribution.
+import type { Kernels } from "../kernels/kernels.ts";
+
+export interface SampleSpec {
+  temperature: number; // 0 = greedy
+  top_p: number;
+  top_k: number;
+  min_p: number;
+  presence_penalty: number;
+  frequency_penalty: number;
+  repetition_penalty: number;
+  u: number; // the uniform draw in [0, 1) for this step (the engine owns the seeded generator)
+  logprobs: number | null; // null = none, else how many top alternatives
+  output: ArrayLike<number>; // tokens generated so far (penalties)
+  prompt?: ArrayLike<number>; // with repetition_penalty != 1
+}
+
+export interface Sampled {
+  token: number;
+  logprob?: number;
+  top?: { id: number; logprob: number }[];
+}
+
+function penalize(logits: Float32Array, s: SampleSpec): Float32Array {
+  const rep = s.repetition_penalty !== 1, freq = s.frequency_penalty !== 0, pres = s.presence_penalty !== 0;
+  if (!rep && !freq && !pres) return logits;
+  const out = logits.slice();
+  const counts = new Map<number, number>();
+  for (let i = 0; i < s.output.length; i++) counts.set(s.output[i], (counts.get(s.output[i]) ?? 0) + 1);
+  if (rep) {
+    const seen = new Set<number>(counts.keys());
+    if (s.prompt) for (let i = 0; i < s.prompt.length; i++) seen.add(s.prompt[i]);
+    for (const id of seen) out[id] = out[id] > 0 ? out[id] / s.repetition_penalty : out[id] * s.repetition_penalty;
+  }
+  for (const [id, n] of counts) out[id] -= s.frequency_penalty * n + (n > 0 ? s.presence_penalty : 0);
+  return out;
+}
+
+export function topLogprobs(lp: Float32Array, k: number): { id: number; logprob: number }[] {
+  const top: { id: number; logprob: number }[] = [];
+  if (k <= 0) return top;
+  for (let v = 0; v < lp.length; v++) {
+    if (top.length < k) top.push({ id: v, logprob: lp[v] });
+    else if (lp[v] > top[k - 1].logprob) top[k - 1] = { id: v, logprob: lp[v] };
+    else continue;
+    top.sort((a, b) => b.logprob - a.logprob || a.id - b.id);
+  }
+  return top;
+}
+
+export function sample(k: Kernels, logits: Float32Array, s: SampleSpec): Sampled {
+  const V = logits.length;
+  const l = penalize(logits, s);
+  let token: number;
+  if (s.temperature <= 0) {
+    const id = new Int32Array(1);
+    k.argmax(id, l, 1, V);
+    token = id[0];
+  } else {
+    token = k.sample(l, V, { temperature: s.temperature, topK: s.top_k, topP: s.top_p, minP: s.min_p, u: s.u });
+  }
+  if (s.logprobs === null) return { token };
+  const lp = new Float32Array(V);
+  k.logSoftmax(lp, logits, 1, V);
+  return { token, logprob: lp[token], top: topLogprobs(lp, s.logprobs) };
+}
