@@ -1,0 +1,113 @@
+// The wire codec: msgpack (msgpackr) plus one extension for typed arrays (tensors).
+//
+//   encode(msg): Uint8Array          bytes that may share an ArrayBuffer with other encodings
+//   encodeOwned(msg): Uint8Array     bytes whose ArrayBuffer belongs to the caller alone (safe to
+//                                    transfer to a Worker or hand to IPC)
+//   decode(bytes): unknown           typed arrays come back as views on `bytes` when aligned
+//   TYPED_ARRAYS                     the wire code of each typed array class (index = code)
+//
+// Extension 0x54 ("T") payload: [code u8][pad u8][pad zero bytes][data][7 - pad zero bytes].
+// The pad puts the data on an 8-byte boundary relative to the start of the message, so a receiver
+// that gets the message at an aligned offset (a transferred buffer, a fresh IPC buffer) can view the
+// data in place; only a misaligned arrival pays a copy. Elements are little-endian (every host we
+// run on is), so no byte swapping happens on either side.
+import { Packr, Unpackr, addExtension } from "msgpackr";
+
+type TypedArrayCtor = {
+  new (buffer: ArrayBufferLike, byteOffset?: number, length?: number): ArrayBufferView;
+  readonly BYTES_PER_ELEMENT: number;
+  readonly name: string;
+};
+
+const g = globalThis as unknown as Record<string, TypedArrayCtor | undefined>;
+const NAMES = [
+  "Int8Array", "Uint8Array", "Uint8ClampedArray", "Int16Array", "Uint16Array", "Int32Array",
+  "Uint32Array", "Float32Array", "Float64Array", "BigInt64Array", "BigUint64Array", "Float16Array",
+] as const;
+
+/** Wire code -> class. Codes are fixed by position so both ends agree without negotiation. */
+export const TYPED_ARRAYS: readonly (TypedArrayCtor | undefined)[] = NAMES.map((n) => g[n]);
+
+const EXT_TYPE = 0x54;
+const HEADER = 6; // 0xc9, u32 length, ext type: we always use ext32 so the header size is fixed
+
+function packTyped(
+  code: number,
+  view: ArrayBufferView,
+  allocateForWrite: (size: number) => { target: Uint8Array; position: number },
+): void {
+  const n = view.byteLength;
+  const payload = 2 + 7 + n;
+  const { target, position } = allocateForWrite(HEADER + payload);
+  // msgpackr starts every message on an 8-byte boundary of its buffer, so an absolute
+  // position that is aligned is also aligned relative to the message start.
+  const dataAt = position + HEADER + 2;
+  const pad = (8 - (dataAt % 8)) % 8;
+  target[position] = 0xc9;
+  new DataView(target.buffer, target.byteOffset).setUint32(position + 1, payload);
+  target[position + 5] = EXT_TYPE;
+  target[position + 6] = code;
+  target[position + 7] = pad;
+  target.fill(0, dataAt, dataAt + pad);
+  target.set(new Uint8Array(view.buffer, view.byteOffset, n), dataAt + pad);
+  target.fill(0, dataAt + pad + n, position + HEADER + payload);
+}
+
+function unpackTyped(data: Uint8Array): ArrayBufferView {
+  const code = data[0]!;
+  const Ctor = TYPED_ARRAYS[code];
+  if (!Ctor) throw new Error(`codec: unknown typed array code ${code}`);
+  const pad = data[1]!;
+  const byteLength = data.byteLength - 9;
+  const at = data.byteOffset + 2 + pad;
+  const length = byteLength / Ctor.BYTES_PER_ELEMENT;
+  if (at % Ctor.BYTES_PER_ELEMENT === 0) return new Ctor(data.buffer, at, length);
+  // Misaligned (e.g. a frame that arrived mid-chunk): copy into a fresh, aligned buffer.
+  const copy = new Uint8Array(byteLength);
+  copy.set(new Uint8Array(data.buffer, at, byteLength));
+  return new Ctor(copy.buffer, 0, length);
+}
+
+// msgpackr extensions are process-global: registering once here covers every Packr/Unpackr.
+TYPED_ARRAYS.forEach((Ctor, code) => {
+  if (!Ctor) return;
+  addExtension({
+    Class: Ctor,
+    type: EXT_TYPE,
+    pack(value: ArrayBufferView, allocateForWrite: never) {
+      packTyped(code, value, allocateForWrite);
+    },
+    unpack: unpackTyped,
+  } as unknown as Parameters<typeof addExtension>[0]);
+});
+
+const options = { useRecords: false, mapsAsObjects: true, moreTypes: false } as const;
+// msgpackr keeps its output buffer in module state shared by every Packr, so one is enough.
+const packr = new Packr(options);
+const unpackr = new Unpackr(options);
+
+/** Encode a message. The bytes stay valid, but may share their ArrayBuffer with other encodings. */
+export function encode(msg: unknown): Uint8Array {
+  return packr.pack(msg);
+}
+
+const OWNED_THRESHOLD = 64 * 1024;
+
+/**
+ * Encode into bytes whose ArrayBuffer nobody else uses, so it can be transferred (postMessage
+ * transfer list) without detaching another message. Small messages are copied out. A large one
+ * that starts a buffer (msgpackr grew a fresh one for it) is taken whole and msgpackr is handed a
+ * new buffer, which saves copying a tensor a second time; the taken buffer may be up to ~4x the
+ * message, which lives only as long as the receiver keeps views on it.
+ */
+export function encodeOwned(msg: unknown): Uint8Array {
+  const bytes = packr.pack(msg);
+  if (bytes.byteLength < OWNED_THRESHOLD || bytes.byteOffset !== 0) return bytes.slice();
+  packr.useBuffer(new Uint8Array(OWNED_THRESHOLD));
+  return bytes;
+}
+
+/** Decode a message. Typed arrays are views on `bytes` where alignment allows: keep `bytes` alive. */
+export function decode(bytes: Uint8Array): unknown {
+  return unpackr.unpack(bytes);
+}
