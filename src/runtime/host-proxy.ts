@@ -1,0 +1,202 @@
+// The system's side of one location: its Link, the asks in flight to it, and its lifecycle
+// (starting -> ready -> down -> starting ... ; broken if it cannot load the registry; stopped).
+// It is the same for every transport. When the host dies it fails or hands back for retry what
+// was in flight, restarts the host, and re-activates the actors that were active there.
+//
+//   PendingAsk; ProxyOwner { emit, onEvent, route, retry }; HostProxy(location, transport, init,
+//     owner) { status, ready, active, ask(p), tell(to, msg), reply(gen, frame), activate(name,
+//     restarted), kill(reason), stop(graceMs) }
+import { ActorError, type ErrorInfo, messageType } from "./actor.ts";
+import type { RuntimeEvent } from "./events.ts";
+import type { Frame, HostInit } from "./frames.ts";
+import type { Link, Transport } from "./transport.ts";
+
+/** An ask owned by the system: it may move between proxies (retry) until settled. */
+export interface PendingAsk {
+  to: string;
+  readonly msg: unknown;
+  readonly retry: boolean;
+  readonly timeoutMs: number;
+  attempts: number;
+  settled: boolean;
+  resolve(value: unknown): void;
+  reject(err: ActorError): void;
+  /** Set by the proxy holding it, so a timeout can drop it there. */
+  cancel?: () => void;
+}
+
+export interface ProxyOwner {
+  emit(e: RuntimeEvent): void;
+  onEvent(e: RuntimeEvent, from: HostProxy): void;
+  /** A send from an actor on this host to one placed elsewhere. */
+  route(from: HostProxy, generation: number, f: Extract<Frame, { t: "req" }>): void;
+  /** An ask that was in flight when this host died, whose asker allowed a retry. */
+  retry(p: PendingAsk, deadLocation: string): void;
+}
+
+export type ProxyStatus = "starting" | "ready" | "down" | "broken" | "stopped";
+
+const MAX_BACKOFF_MS = 2000;
+
+export class HostProxy {
+  status: ProxyStatus = "starting";
+  /** Actors active on the host, from its events: the ones a restart brings back. */
+  readonly active = new Set<string>();
+  /** Bumped on every (re)start: replies meant for a previous incarnation are dropped. */
+  generation = 0;
+  readonly ready: Promise<void>;
+  private link: Link | null = null;
+  private pending = new Map<number, PendingAsk>();
+  private queue: Frame[] = [];
+  private nextId = 1;
+  private openedAt = 0;
+  private readyAt = 0;
+  private fastFailures = 0;
+  private fatal: string | null = null;
+  private settleReady!: { resolve(): void; reject(e: Error): void };
+  private onStopped: (() => void) | null = null;
+
+  constructor(
+    readonly location: string,
+    private readonly transport: Transport,
+    private readonly init: HostInit,
+    private readonly owner: ProxyOwner,
+  ) {
+    this.ready = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
+    this.ready.catch(() => {}); // observed by ActorSystem.start; unhandled here is not an error
+    this.open([]);
+  }
+
+  ask(p: PendingAsk): void {
+    if (this.fatal !== null) return p.reject(new ActorError(`${p.to}: ${this.fatal}`, "unreachable", p.to));
+    if (this.status === "stopped") return p.reject(stoppedError(p.to));
+    const id = this.nextId++;
+    this.pending.set(id, p);
+    p.cancel = () => this.pending.delete(id);
+    const timeoutMs = Number.isFinite(p.timeoutMs) ? p.timeoutMs : undefined;
+    this.send({ t: "req", id, to: p.to, msg: p.msg, timeoutMs });
+  }
+
+  tell(to: string, msg: unknown): void {
+    if (this.fatal === null && this.status !== "stopped") this.send({ t: "req", id: 0, to, msg });
+  }
+
+  /** Answer a host-originated ask, unless the host that asked has died since. */
+  reply(generation: number, id: number, value: unknown, error?: ErrorInfo): void {
+    if (generation !== this.generation || this.status !== "ready") return;
+    this.send(error ? { t: "rep", id, error } : { t: "rep", id, value });
+  }
+
+  activate(name: string, restarted: boolean): void {
+    if (this.status === "ready" || this.status === "starting") this.send({ t: "ctl", op: "activate", to: name, restarted });
+  }
+
+  /** Crash the host on purpose (chaos tests): the same path as a real death. */
+  kill(reason = "killed by request"): void {
+    this.link?.kill(reason);
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    const wasReady = this.status === "ready";
+    this.status = "stopped";
+    if (wasReady && this.link) {
+      const stopped = new Promise<void>((r) => (this.onStopped = r));
+      this.link.send({ t: "stop" });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([stopped, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+    }
+    this.link?.close();
+    this.link = null;
+    this.failPending((p) => stoppedError(p.to));
+  }
+
+  private send(f: Frame): void {
+    if (this.status === "ready") this.link!.send(f);
+    else this.queue.push(f);
+  }
+
+  private open(reactivate: string[]): void {
+    const restart = this.generation > 0;
+    this.generation++;
+    this.status = "starting";
+    this.openedAt = performance.now();
+    const link = this.transport.open(this.location);
+    this.link = link;
+    link.onFrame((f) => this.onFrame(f, reactivate, restart));
+    link.onExit((reason) => this.onExit(link, reason));
+    link.send({ t: "init", init: this.init });
+  }
+
+  private onFrame(f: Frame, reactivate: string[], restart: boolean): void {
+    switch (f.t) {
+      case "ready": {
+        this.status = "ready";
+        this.readyAt = performance.now();
+        const ms = this.readyAt - this.openedAt;
+        this.owner.emit({ type: "host_up", location: this.location, ms, restart, at: Date.now() });
+        for (const name of reactivate) this.link!.send({ t: "ctl", op: "activate", to: name, restarted: true });
+        for (const q of this.queue.splice(0)) this.link!.send(q);
+        this.settleReady.resolve();
+        return;
+      }
+      case "rep": {
+        const p = this.pending.get(f.id);
+        if (!p) return;
+        this.pending.delete(f.id);
+        if (f.error) p.reject(ActorError.fromInfo(f.error));
+        else p.resolve(f.value);
+        return;
+      }
+      case "req":
+        return this.owner.route(this, this.generation, f);
+      case "ev":
+        return this.owner.onEvent(f.event, this);
+      case "stopped":
+        return this.onStopped?.();
+      case "fatal":
+        this.fatal = f.error;
+        this.status = "broken";
+        this.queue = [];
+        this.failPending((p) => new ActorError(`${p.to}: ${f.error}`, "unreachable", p.to));
+        this.settleReady.reject(new Error(f.error));
+        this.link?.close();
+        return;
+    }
+  }
+
+  private onExit(link: Link, reason: string): void {
+    if (link !== this.link || this.status === "stopped" || this.status === "broken") return;
+    const inFlight = [...this.pending.values()];
+    this.pending.clear();
+    this.queue = this.queue.filter((f) => f.t !== "req" || f.id === 0); // queued asks are in inFlight
+    this.status = "down";
+    this.owner.emit({ type: "host_down", location: this.location, reason, inFlight: inFlight.length, at: Date.now() });
+    for (const p of inFlight) {
+      if (p.settled) continue;
+      if (p.retry) this.owner.retry(p, this.location);
+      else p.reject(hostDown(p, this.location, reason));
+    }
+    // A host that keeps dying right after start gets an exponential back-off, not a spin.
+    const quick = this.readyAt < this.openedAt || performance.now() - this.readyAt < 1000;
+    this.fastFailures = quick ? this.fastFailures + 1 : 0;
+    const delay = this.fastFailures <= 1 ? 0 : Math.min(MAX_BACKOFF_MS, 50 * 2 ** this.fastFailures);
+    const reactivate = [...this.active];
+    this.active.clear();
+    setTimeout(() => this.status === "down" && this.open(reactivate), delay);
+  }
+
+  private failPending(err: (p: PendingAsk) => ActorError): void {
+    for (const p of this.pending.values()) if (!p.settled) p.reject(err(p));
+    this.pending.clear();
+  }
+}
+
+export function stoppedError(to: string): ActorError {
+  return new ActorError(`${to}: the actor system is stopped`, "stopped", to);
+}
+
+function hostDown(p: PendingAsk, location: string, reason: string): ActorError {
+  const what = `"${messageType(p.msg)}"`;
+  return new ActorError(`${p.to}: ${location} died (${reason}) with ${what} in flight`, "host_down", p.to);
+}

@@ -1,0 +1,102 @@
+// The host side of the link protocol (frames.ts), shared by every kind of host: the in-process
+// transport, the Worker entry (worker-host.ts) and the child-process entry (process-host.ts).
+// It loads the registry named in the init frame, runs a LocalHost, answers requests and forwards
+// sends to actors placed elsewhere to the system.
+//
+//   Endpoint { send(frame), onFrame(cb) }; serveHost(endpoint, onStopped?)
+import { ActorError, type ErrorInfo, errorText } from "./actor.ts";
+import type { Frame, HostInit } from "./frames.ts";
+import { LocalHost, type Upstream, askTimeout } from "./host.ts";
+import type { ReplyFn } from "./mailbox.ts";
+import { loadRegistry } from "./registry.ts";
+
+export interface Endpoint {
+  send(frame: Frame): void;
+  onFrame(cb: (frame: Frame) => void): void;
+}
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: ActorError): void;
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+export function serveHost(ep: Endpoint, onStopped?: () => void): void {
+  let host: LocalHost | null = null;
+  let nextId = 1;
+  const pending = new Map<number, Pending>();
+
+  const upstream: Upstream = {
+    tell: (to, msg) => ep.send({ t: "req", id: 0, to, msg }),
+    ask: (to, msg, timeoutMs, retry) =>
+      new Promise((resolve, reject) => {
+        const id = nextId++;
+        const timer = Number.isFinite(timeoutMs)
+          ? setTimeout(() => {
+              pending.delete(id);
+              reject(askTimeout(to, msg, timeoutMs));
+            }, timeoutMs)
+          : null;
+        pending.set(id, { resolve, reject, timer });
+        ep.send({ t: "req", id, to, msg, timeoutMs: Number.isFinite(timeoutMs) ? timeoutMs : undefined, retry });
+      }),
+  };
+
+  const replier = (id: number): ReplyFn | undefined => {
+    if (id === 0) return undefined;
+    return (err, value) => {
+      if (err) return ep.send({ t: "rep", id, error: err.toInfo() });
+      try {
+        ep.send({ t: "rep", id, value });
+      } catch (e) {
+        // An unencodable reply is the handler's bug, but the asker must still hear about it.
+        const info: ErrorInfo = { message: `reply could not be sent: ${errorText(e)}`, code: "handler" };
+        ep.send({ t: "rep", id, error: info });
+      }
+    };
+  };
+
+  async function start(init: HostInit): Promise<void> {
+    const t0 = performance.now();
+    try {
+      const registry = await loadRegistry(init.registry, init.config);
+      host = new LocalHost(init, registry, upstream, (event) => ep.send({ t: "ev", event }));
+    } catch (err) {
+      ep.send({ t: "fatal", error: `${init.location}: cannot load registry ${init.registry.module}: ${errorText(err)}` });
+      return;
+    }
+    ep.send({ t: "ready", ms: performance.now() - t0 });
+  }
+
+  ep.onFrame((f) => {
+    switch (f.t) {
+      case "init":
+        void start(f.init);
+        return;
+      case "req": {
+        const reply = replier(f.id);
+        if (host) host.deliver(f.to, f.msg, reply);
+        else reply?.(new ActorError(`${f.to}: host not initialized`, "unreachable", f.to));
+        return;
+      }
+      case "rep": {
+        const p = pending.get(f.id);
+        if (!p) return; // timed out already
+        pending.delete(f.id);
+        if (p.timer) clearTimeout(p.timer);
+        if (f.error) p.reject(ActorError.fromInfo(f.error));
+        else p.resolve(f.value);
+        return;
+      }
+      case "ctl":
+        host?.activate(f.to, f.restarted);
+        return;
+      case "stop":
+        void (host?.stop() ?? Promise.resolve()).then(() => {
+          ep.send({ t: "stopped" });
+          onStopped?.();
+        });
+        return;
+    }
+  });
+}

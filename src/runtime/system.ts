@@ -1,0 +1,219 @@
+// The actor system: the one place that knows every location. Callers (engine, CLI, tests) tell and
+// ask actors by identity; the system finds the location in the placement table, starts a host
+// there through the transport of that scheme, and supervises: an actor whose handler throws is
+// re-activated at once; a host that dies is restarted, what was in flight to it fails with a
+// clear error or, for asks made with {retry: true}, goes to another replica of the same kind+key.
+//
+//   ActorSystem.start(options): Promise<ActorSystem>
+//   system.tell(to, msg); system.ask<R>(to, msg, {timeoutMs?, retry?}): Promise<R>
+//   system.events: EventLog (activated, restarted, passivated, failed, host_up, host_down)
+//   system.locate(to); system.locations(); system.killHost(location, reason?); system.stop(graceMs?)
+//   SystemOptions: see below.
+import { ActorError, type AskOptions, type Target, errorText, nameOf, parseId } from "./actor.ts";
+import { EventLog, type RuntimeEvent } from "./events.ts";
+import type { HostInit } from "./frames.ts";
+import { askTimeout } from "./host.ts";
+import { HostProxy, type PendingAsk, type ProxyOwner, stoppedError } from "./host-proxy.ts";
+import { Placement, type PlacementRule, schemeOf } from "./placement.ts";
+import { type RegistryRef, resolveRegistryRef } from "./registry.ts";
+import { type Transport, defaultTransports } from "./transport.ts";
+
+export interface SystemOptions {
+  /** The module every host imports its actor kinds from (see registry.ts). */
+  readonly registry: RegistryRef;
+  /** First match wins; unmatched actors go to defaultLocation. */
+  readonly placement?: readonly PlacementRule[];
+  /** Default "inprocess". */
+  readonly defaultLocation?: string;
+  /** Interchangeable replicas per "kind" or "kind/key" (default 1), for retries. */
+  readonly replicas?: Readonly<Record<string, number>>;
+  /** One value for every kind, or per kind ("*" = the rest). Default: the kind's own, else never. */
+  readonly idleTimeoutMs?: number | Readonly<Record<string, number>>;
+  /** Default ask timeout (ms). Default 30 000. */
+  readonly askTimeoutMs?: number;
+  /** Plain data handed to every host: the registry factory and ctx.config see it. */
+  readonly config?: unknown;
+  /** Added to (and by scheme replacing) inprocess, worker and process. */
+  readonly transports?: readonly Transport[];
+  readonly eventLogSize?: number;
+}
+
+const MAX_ATTEMPTS = 4;
+
+export class ActorSystem {
+  readonly events: EventLog;
+  private readonly placement: Placement;
+  private readonly proxies = new Map<string, HostProxy>();
+  private readonly transports = new Map<string, Transport>();
+  private readonly askTimeoutMs: number;
+  private stopping = false;
+  private readonly owner: ProxyOwner;
+
+  private constructor(private readonly options: SystemOptions) {
+    this.events = new EventLog(options.eventLogSize);
+    this.placement = new Placement({
+      rules: options.placement ?? [],
+      defaultLocation: options.defaultLocation ?? "inprocess",
+      replicas: options.replicas,
+    });
+    for (const t of [...defaultTransports(), ...(options.transports ?? [])]) this.transports.set(t.scheme, t);
+    this.askTimeoutMs = options.askTimeoutMs ?? 30_000;
+    this.owner = {
+      emit: (e) => this.events.emit(e),
+      onEvent: (e, from) => this.supervise(e, from),
+      route: (from, gen, f) => {
+        if (f.id === 0) return this.tell(f.to, f.msg);
+        this.ask(f.to, f.msg, { timeoutMs: f.timeoutMs ?? Infinity, retry: f.retry }).then(
+          (value) => from.reply(gen, f.id, value),
+          (err) => from.reply(gen, f.id, undefined, asActorError(err, f.to).toInfo()),
+        );
+      },
+      retry: (p, dead) => this.retry(p, dead),
+    };
+  }
+
+  /** Start a host at every location the placement names and wait until all have loaded the registry. */
+  static async start(options: SystemOptions): Promise<ActorSystem> {
+    const system = new ActorSystem(options);
+    const proxies = system.placement.locations().map((loc) => system.proxy(loc));
+    try {
+      await Promise.all(proxies.map((p) => p.ready));
+    } catch (err) {
+      await system.stop(0);
+      throw err;
+    }
+    return system;
+  }
+
+  tell(to: Target, msg: unknown): void {
+    if (this.stopping) return;
+    const name = nameOf(to);
+    this.proxyFor(name)?.tell(name, msg);
+  }
+
+  ask<R = unknown>(to: Target, msg: unknown, opts?: AskOptions): Promise<R> {
+    const name = nameOf(to);
+    if (this.stopping) return Promise.reject(stoppedError(name));
+    const timeoutMs = opts?.timeoutMs ?? this.askTimeoutMs;
+    return new Promise<R>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | null = null;
+      const p: PendingAsk = {
+        to: name,
+        msg,
+        retry: opts?.retry ?? false,
+        timeoutMs,
+        attempts: 0,
+        settled: false,
+        resolve: (v) => settle(() => resolve(v as R)),
+        reject: (e) => settle(() => reject(e)),
+      };
+      const settle = (fn: () => void) => {
+        if (p.settled) return;
+        p.settled = true;
+        if (timer) clearTimeout(timer);
+        fn();
+      };
+      if (Number.isFinite(timeoutMs)) {
+        timer = setTimeout(() => {
+          p.cancel?.();
+          p.reject(askTimeout(p.to, msg, timeoutMs));
+        }, timeoutMs);
+      }
+      this.dispatch(p);
+    });
+  }
+
+  /** The location an actor is placed at. */
+  locate(to: Target): string {
+    return this.placement.locate(to);
+  }
+
+  locations(): string[] {
+    return [...this.proxies.keys()];
+  }
+
+  /** Crash a host as a failure would (terminate the worker, SIGKILL the process). */
+  killHost(location: string, reason?: string): void {
+    const p = this.proxies.get(location);
+    if (!p) throw new Error(`no host at ${location} (have: ${this.locations().join(", ")})`);
+    p.kill(reason);
+  }
+
+  /** Passivate every actor (up to graceMs per host), then end the hosts. Pending asks fail. */
+  async stop(graceMs = 2000): Promise<void> {
+    this.stopping = true;
+    await Promise.all([...this.proxies.values()].map((p) => p.stop(graceMs)));
+  }
+
+  private dispatch(p: PendingAsk): void {
+    const proxy = this.proxyFor(p.to, p);
+    proxy?.ask(p);
+  }
+
+  private proxyFor(name: string, p?: PendingAsk): HostProxy | undefined {
+    try {
+      return this.proxy(this.placement.locate(name));
+    } catch (err) {
+      p?.reject(asActorError(err, name));
+      return undefined;
+    }
+  }
+
+  private proxy(location: string): HostProxy {
+    let proxy = this.proxies.get(location);
+    if (proxy) return proxy;
+    const transport = this.transports.get(schemeOf(location));
+    if (!transport) {
+      const have = [...this.transports.keys()].join(", ");
+      throw new ActorError(`no transport for location "${location}" (have: ${have})`, "unreachable");
+    }
+    proxy = new HostProxy(location, transport, this.hostInit(location), this.owner);
+    this.proxies.set(location, proxy);
+    return proxy;
+  }
+
+  private hostInit(location: string): HostInit {
+    const idle = this.options.idleTimeoutMs;
+    return {
+      location,
+      registry: resolveRegistryRef(this.options.registry),
+      placement: this.placement.spec,
+      config: this.options.config,
+      idleTimeoutMs: typeof idle === "number" ? { "*": idle } : { ...idle },
+      askTimeoutMs: this.askTimeoutMs,
+    };
+  }
+
+  /** Replicas of one kind+key are interchangeable: prefer one whose host is up and elsewhere. */
+  private retry(p: PendingAsk, deadLocation: string): void {
+    if (this.stopping) return p.reject(stoppedError(p.to));
+    if (++p.attempts >= MAX_ATTEMPTS) {
+      return p.reject(new ActorError(`${p.to}: gave up after ${p.attempts} attempts (hosts kept dying)`, "host_down", p.to));
+    }
+    const id = parseId(p.to);
+    const n = this.placement.replicasOf(id.kind, id.key);
+    for (let k = 1; k < n; k++) {
+      const name = `${id.kind}/${id.key}#${(id.replica + k) % n}`;
+      const loc = this.placement.locate(name);
+      const status = this.proxies.get(loc)?.status;
+      if (loc !== deadLocation && status !== "broken" && status !== "down") {
+        p.to = name;
+        break;
+      }
+    }
+    this.dispatch(p); // no other replica: the same one, once its host is back
+  }
+
+  private supervise(e: RuntimeEvent, from: HostProxy): void {
+    if (e.type === "activated" || e.type === "restarted") from.active.add(e.actor);
+    if (e.type === "passivated" || e.type === "failed") from.active.delete(e.actor);
+    this.events.emit(e);
+    // A handler threw: bring the actor back now with fresh state, so the next message finds it
+    // warm. A failed activation is not retried here (it would spin); the next message retries it.
+    if (e.type === "failed" && e.phase === "handle" && !this.stopping) from.activate(e.actor, true);
+  }
+}
+
+function asActorError(err: unknown, to: string): ActorError {
+  return err instanceof ActorError ? err : new ActorError(`${to}: ${errorText(err)}`, "unreachable", to);
+}
