@@ -1,0 +1,81 @@
+// The CLI as a user runs it: logits, generate and perplexity against the goldens.
+import { describe, expect, test } from "bun:test";
+import { Golden } from "./helpers/golden.ts";
+import { expectClose } from "./golden/suite.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+const tiny = `${root}test/fixtures/tiny-dsv3`;
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const p = Bun.spawn([process.execPath, `${root}src/cli.ts`, ...args], { stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, out, err };
+}
+
+describe("cli", () => {
+  const g = new Golden(tiny);
+
+  test("logits: prefill row then one row per decode token", async () => {
+    const prompt = g.ids("decode.prompt"), fed = g.ids("decode.fed_tokens").slice(0, 3);
+    const r = await cli("logits", "--model", tiny, "--ids", prompt.join(","), "--decode", fed.join(","));
+    expect(r.code).toBe(0);
+    const { logits } = JSON.parse(r.out) as { logits: number[][] };
+    expect(logits.length).toBe(4);
+    expectClose(logits[0], g.f32("decode.prefill_logits"), "prefill row");
+    const V = logits[0].length, steps = g.f32("decode.step_logits");
+    for (let j = 0; j < 3; j++) expectClose(logits[j + 1], steps.subarray(j * V, (j + 1) * V), `decode row ${j}`);
+  });
+
+  test("logits --mtp adds one MTP row per prompt position but the last", async () => {
+    const tokens = g.ids("mtp.tokens");
+    const r = await cli("logits", "--model", tiny, "--ids", tokens.join(","), "--mtp");
+    expect(r.code).toBe(0);
+    const { mtp_logits } = JSON.parse(r.out) as { mtp_logits: number[][] };
+    expect(mtp_logits.length).toBe(tokens.length - 1);
+    expectClose(mtp_logits.flat(), g.f32("mtp.logits"), "mtp rows");
+  });
+
+  test("generate --json: greedy ids equal the golden continuation", async () => {
+    const want = (g.json.batch.completions_if_eos_id_were_1 as number[][])[1];
+    const r = await cli("generate", "--model", tiny, "--ids", g.ids("batch.prompt1").join(","), "--max-tokens", String(want.length), "--json");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.out) as { ids: number[]; text: string };
+    expect(out.ids).toEqual(want);
+    expect(typeof out.text).toBe("string");
+  });
+
+  test("generate stops at the end-of-sequence token and at max-tokens", async () => {
+    const r = await cli("generate", "--chat", "Tell me a fortune", "--max-tokens", "200", "--json");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.out) as { ids: number[] };
+    expect(out.ids.length).toBeLessThanOrEqual(200);
+    expect(out.ids).not.toContain(1);
+    const short = JSON.parse((await cli("generate", "--prompt", "The", "--max-tokens", "3", "--json", "--temperature", "0.8", "--seed", "7")).out);
+    expect(short.ids.length).toBeLessThanOrEqual(3);
+  });
+
+  test("sampling with a seed is reproducible", async () => {
+    const args = ["generate", "--prompt", "Love is", "--max-tokens", "12", "--temperature", "0.9", "--top-p", "0.9", "--top-k", "50", "--seed", "42", "--json"];
+    const [a, b] = await Promise.all([cli(...args), cli(...args)]);
+    expect(JSON.parse(a.out).ids).toEqual(JSON.parse(b.out).ids);
+  });
+
+  test("perplexity on the first 32 windows matches the reference within 0.1%", async () => {
+    const r = await cli("perplexity", "--tokens", `${root}test/fixtures/fortune-dsv3/eval/val.json`, "--windows", "32", "--json");
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.out) as { loss: number; perplexity: number; tokens: number };
+    expect(out.tokens).toBe(8192);
+    expect(Math.abs(out.perplexity / 70.28902892665894 - 1)).toBeLessThan(0.001);
+  }, 300_000);
+
+  test("bad input gets a clear error and a non-zero exit", async () => {
+    const r1 = await cli("logits", "--model", tiny, "--ids", "1,99999");
+    expect(r1.code).not.toBe(0);
+    expect(r1.err).toMatch(/outside the vocabulary/);
+    const r2 = await cli("generate", "--model", tiny);
+    expect(r2.code).toBe(2);
+    expect(r2.err).toMatch(/exactly one of --ids, --prompt, --chat/);
+    const r3 = await cli("frobnicate");
+    expect(r3.code).toBe(2);
+  });
+});
