@@ -102,9 +102,14 @@ const OWNED_THRESHOLD = 64 * 1024;
  */
 export function encodeOwned(msg: unknown): Uint8Array {
   const bytes = packr.pack(msg);
-  if (bytes.byteLength < OWNED_THRESHOLD || bytes.byteOffset !== 0) return bytes.slice();
+  if (bytes.byteLength < OWNED_THRESHOLD || bytes.byteOffset !== 0) return copyBytes(bytes);
   packr.useBuffer(new Uint8Array(OWNED_THRESHOLD));
   return bytes;
+}
+
+/** A copy in a fresh, exactly sized buffer. (msgpackr hands out Buffers, whose slice() is a view.) */
+export function copyBytes(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes);
 }
 
 /** Decode a message. Typed arrays are views on `bytes` where alignment allows: keep `bytes` alive. */

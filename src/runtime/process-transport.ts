@@ -1,7 +1,7 @@
 // Transport "process:N": one child Bun process per location, running process-host.ts, on the
 // same host. Frames cross Bun's IPC channel as msgpack bytes (one Uint8Array per frame; the
 // channel does the framing). Stdout/stderr are inherited so actor logs still show.
-import { decode, encodeOwned } from "./codec.ts";
+import { copyBytes, decode, encodeOwned } from "./codec.ts";
 import type { Frame } from "./frames.ts";
 import type { Link, Transport } from "./transport.ts";
 
@@ -10,7 +10,7 @@ const ENTRY = new URL("./process-host.ts", import.meta.url).pathname;
 /** IPC serializes the whole backing ArrayBuffer of a view: send exactly the frame's bytes. */
 export function frameBytes(f: Frame): Uint8Array {
   const b = encodeOwned(f);
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : b.slice();
+  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : copyBytes(b);
 }
 
 export class ProcessTransport implements Transport {

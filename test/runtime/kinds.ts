@@ -65,10 +65,10 @@ export const echo = defineActor({
 export const slow = defineActor({
   kind: "slow",
   activate: () => ({ log: [] as number[] }),
-  async handle(state, msg: { type: "sleep"; ms: number; tag?: number }) {
+  async handle(state, msg: { type: "sleep"; ms: number; tag?: number }, ctx) {
     await Bun.sleep(msg.ms);
     if (msg.tag !== undefined) state.log.push(msg.tag);
-    return state.log.slice();
+    return { log: state.log.slice(), actor: ctx.name, location: ctx.location };
   },
 });
 
