@@ -60,8 +60,14 @@ export class Choice {
     let first: IteratorResult<TokenEvent>;
     try {
       first = await nextEvent(iter, spec);
+      // a sequence that ends before its first token (aborted while queued, failed in prefill) is
+      // answered with a proper HTTP status rather than a 200 and an error event
+      const ev = first.value as TokenEvent | undefined;
+      if (ev?.type === "done" && ev.finish_reason === "abort") throw abortError(spec);
+      if (ev?.type === "done" && ev.finish_reason === "error") throw engineFailure(ev.error);
     } catch (err) {
       ctrl.abort();
+      void iter.return?.(undefined)?.catch(() => {});
       throw err;
     }
     spec.timer.admitted(spec.promptIds.length);
@@ -112,7 +118,7 @@ export class Choice {
             return;
           }
         } else {
-          if (ev.finish_reason === "error") throw new ApiError(500, `engine error: ${ev.error ?? "unknown"}`);
+          if (ev.finish_reason === "error") throw engineFailure(ev.error);
           if (ev.finish_reason === "abort") throw abortError(spec);
           this.finished = true;
           const tail = stopper.push(detok.flush());
@@ -134,6 +140,10 @@ export class Choice {
       this.abort();
     }
   }
+}
+
+function engineFailure(error: string | undefined): ApiError {
+  return new ApiError(500, `engine error: ${error ?? "unknown"}`, "server_error", null, "engine_error");
 }
 
 function abortError(spec: ChoiceSpec): ApiError {

@@ -90,6 +90,8 @@ export function samplingParams(
   };
 }
 
+let requestSeq = 0;
+
 /** One spec per choice. Choice i of a seeded request samples with seed + i: reproducible, yet the
  * n choices are not copies of each other. */
 export function choiceSpecs(
@@ -101,10 +103,11 @@ export function choiceSpecs(
   skipSpecialTokens: boolean,
   startMs: number,
 ): ChoiceSpec[] {
-  const rid = c.get("requestId");
+  // x-request-id comes from the client and may repeat; engine ids must not
+  const rid = `${c.get("requestId")}-${(requestSeq++).toString(36)}`;
   return prompts.flatMap((p, pi) =>
     Array.from({ length: n }, (_, i) => ({
-      engineRequestId: prompts.length > 1 ? `${rid}-${pi}-${i}` : `${rid}-${i}`,
+      engineRequestId: `${rid}-${pi * n + i}`,
       promptIds: p.ids,
       params: { ...p.params, seed: p.params.seed === null ? null : p.params.seed + i },
       stop,

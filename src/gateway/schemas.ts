@@ -5,6 +5,7 @@ import { z } from "zod";
 
 export const MAX_N = 16;
 export const MAX_LOGPROBS = 20;
+export const MAX_PROMPTS = 256; // prompts in one /v1/completions batch
 
 const tokenId = z.number().int().min(0);
 
@@ -106,9 +107,9 @@ export const CompletionRequest = z
     ...sampling,
     prompt: z.union([
       z.string(),
-      z.array(z.string()).min(1),
+      z.array(z.string()).min(1).max(MAX_PROMPTS),
       z.array(tokenId).min(1),
-      z.array(z.array(tokenId).min(1)).min(1),
+      z.array(z.array(tokenId).min(1)).min(1).max(MAX_PROMPTS),
     ]),
     echo: z.boolean().nullish(),
     logprobs: z.number().int().min(0).max(MAX_LOGPROBS).nullish(),
@@ -119,6 +120,10 @@ export const CompletionRequest = z
     checkCommon(b, ctx);
     if (b.best_of != null && b.best_of > (b.n ?? 1)) unsupported(ctx, ["best_of"], "best_of greater than n is not supported");
     if (b.suffix) unsupported(ctx, ["suffix"], "suffix is not supported");
+    const prompts = typeof b.prompt === "string" || typeof b.prompt[0] === "number" ? 1 : b.prompt.length;
+    if (prompts * (b.n ?? 1) > MAX_PROMPTS) {
+      ctx.addIssue({ code: "custom", path: ["n"], message: `at most ${MAX_PROMPTS} choices (prompts x n) per request` });
+    }
   });
 
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequest>;

@@ -109,7 +109,9 @@ describe("POST /v1/chat/completions", () => {
     const res = await post(h, "/v1/chat/completions", { messages, max_tokens: 1 }, { "x-request-id": "abc-123" });
     expect(res.headers.get("x-request-id")).toBe("abc-123");
     expect(((await res.json()) as any).id).toBe("chatcmpl-abc-123");
-    expect(h.engine.requests[0]!.id).toBe("abc-123-0");
+    expect(h.engine.requests[0]!.id).toStartWith("abc-123-");
+    await post(h, "/v1/chat/completions", { messages, max_tokens: 1 }, { "x-request-id": "abc-123" });
+    expect(h.engine.requests[1]!.id).not.toBe(h.engine.requests[0]!.id); // a repeated client id stays unique inside
   });
 });
 

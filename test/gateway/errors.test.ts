@@ -50,6 +50,7 @@ describe("bad requests", () => {
       [{ frequency_penalty: -3 }, "frequency_penalty"], [{ repetition_penalty: 0 }, "repetition_penalty"],
       [{ seed: 0.5 }, "seed"], [{ logprobs: 21 }, "logprobs"], [{ stop_token_ids: [-1] }, "stop_token_ids[0]"],
       [{ stop_token_ids: [99999] }, "stop_token_ids"], [{ prompt: [0, 99999] }, "prompt"], [{ prompt: [0, -1] }, "prompt"],
+      [{ prompt: Array(200).fill("a"), n: 2 }, "n"],
     ];
     for (const [extra, param] of cases) {
       const err = await expectError(await post(h, "/v1/completions", { ...comp, ...extra }), 400);
@@ -166,6 +167,14 @@ describe("middleware", () => {
     const stream = new ReadableStream({ start(c) { c.enqueue(bytes.slice(0, 1000)); c.enqueue(bytes.slice(1000)); c.close(); } });
     await expectError(await h.app.request("/v1/completions", { method: "POST", body: stream, duplex: "half" } as RequestInit), 413);
     expect((await post(h, "/v1/completions", comp)).status).toBe(200);
+  });
+
+  test("a stream past its deadline ends with a timeout error event and aborts its sequence", async () => {
+    const h = await harness({ stepMs: 20 }, { requestTimeoutMs: 100 });
+    const { events, done } = await sseEvents(await post(h, "/v1/completions", { ...comp, max_tokens: 200, ignore_eos: true, stream: true }));
+    expect(done).toBe(true);
+    expect(events.at(-1).error).toMatchObject({ type: "timeout_error", code: "timeout" });
+    expect(h.engine.aborted).toHaveLength(1);
   });
 
   test("a request past its deadline is a 504 and its engine sequence is aborted", async () => {

@@ -2,6 +2,7 @@
 import { join } from "node:path";
 import { createApp, type AppOptions } from "../../src/gateway/app.ts";
 import type { TextCodec } from "../../src/gateway/codec.ts";
+import type { Engine } from "../../src/engine/types.ts";
 import { GatewayMetrics } from "../../src/gateway/metrics.ts";
 import { loadTokenizer } from "../../src/tokenizer/index.ts";
 import { FakeEngine, type FakeEngineOptions } from "./fake-engine.ts";
@@ -27,12 +28,18 @@ export interface Harness {
   script: number[];
 }
 
+/** The app the tests talk to. Swapping the FakeEngine for the real engine is this call with another
+ * `engine`: the gateway only sees the Engine contract. */
+export function appAround(engine: Engine, codec: TextCodec, metrics = new GatewayMetrics(), opts: Partial<AppOptions> = {}) {
+  return createApp({ engine, tokenizer: codec, metrics, ...opts });
+}
+
 export async function harness(engineOpts: Partial<FakeEngineOptions> = {}, appOpts: Partial<AppOptions> = {}): Promise<Harness> {
   const codec = await loadCodec();
   const script = codec.encode(SCRIPT_TEXT, { addSpecialTokens: false });
   const engine = new FakeEngine({ script, ...engineOpts });
   const metrics = new GatewayMetrics();
-  const app = createApp({ engine, tokenizer: codec, metrics, ...appOpts });
+  const app = appAround(engine, codec, metrics, appOpts);
   return { app, engine, codec, metrics, script };
 }
 

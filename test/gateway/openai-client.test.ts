@@ -102,4 +102,19 @@ describe("openai client over a socket", () => {
     await until(() => h.engine.aborted.length === before + 1);
     expect(h.engine.stats().running).toBe(0);
   });
+
+  test("a client that hangs up on a non-streaming request aborts its engine request", async () => {
+    const before = h.engine.aborted.length;
+    const ctrl = new AbortController();
+    const pending = fetch(`http://127.0.0.1:${server.port}/v1/completions`, {
+      method: "POST", signal: ctrl.signal,
+      headers: { "content-type": "application/json", authorization: "Bearer sk-test" },
+      body: JSON.stringify({ model: MODEL, prompt: "x", max_tokens: 200, ignore_eos: true }),
+    }).catch((e: Error) => e.name);
+    await until(() => h.engine.stats().running === 1);
+    ctrl.abort();
+    expect(await pending).toBe("AbortError");
+    await until(() => h.engine.aborted.length === before + 1);
+    expect(h.engine.stats().running).toBe(0);
+  });
 });
