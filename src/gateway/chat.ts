@@ -5,7 +5,7 @@ import type { ChatTemplateMessage, TextCodec } from "./codec.ts";
 import { collectAll, merge, startChoices } from "./choices.ts";
 import type { GatewayEnv } from "./env.ts";
 import { ApiError } from "./errors.ts";
-import { chatLogprobs, createdNow, usage } from "./format.ts";
+import { chatLogprobs, createdNow, type TokenNamer, tokenNamer, usage } from "./format.ts";
 import type { Choice } from "./generation.ts";
 import { checkModel, choiceSpecs, type GatewayDeps, readJson, resolveMaxTokens, samplingParams, stopStrings } from "./request.ts";
 import { ChatCompletionRequest } from "./schemas.ts";
@@ -52,9 +52,10 @@ export async function chatCompletions(c: Context<GatewayEnv>, deps: GatewayDeps)
   const choices = await startChoices(deps.engine, deps.codec, specs);
   const head: Head = { id: `chatcmpl-${c.get("requestId")}`, created: createdNow(), model: deps.servedModelName };
   const observeE2e = () => deps.metrics.e2e.observe((performance.now() - startMs) / 1000);
+  const name = tokenNamer(deps.codec, body.return_tokens_as_token_ids ?? false);
   if (body.stream) {
     const includeUsage = body.stream_options?.include_usage ?? false;
-    const chunks = streamChunks(deps.codec, head, choices, promptIds.length, logprobs !== null, includeUsage);
+    const chunks = streamChunks(name, head, choices, promptIds.length, logprobs !== null, includeUsage);
     return sseResponse(chunks, { onCancel: () => choices.forEach((ch) => ch.abort()), onEnd: observeE2e });
   }
   const done = await collectAll(choices);
@@ -65,7 +66,7 @@ export async function chatCompletions(c: Context<GatewayEnv>, deps: GatewayDeps)
     choices: done.map((d, index) => ({
       index,
       message: { role: "assistant", content: d.text },
-      logprobs: logprobs !== null ? chatLogprobs(deps.codec, d.tokens) : null,
+      logprobs: logprobs !== null ? chatLogprobs(name, d.tokens) : null,
       finish_reason: d.finishReason,
     })),
     usage: usage(promptIds.length, done.reduce((s, d) => s + d.completionTokens, 0)),
@@ -73,7 +74,7 @@ export async function chatCompletions(c: Context<GatewayEnv>, deps: GatewayDeps)
 }
 
 async function* streamChunks(
-  codec: TextCodec,
+  name: TokenNamer,
   head: Head,
   choices: Choice[],
   promptTokens: number,
@@ -88,7 +89,7 @@ async function* streamChunks(
     for (let i = 0; i < choices.length; i++) yield chunk(i, { role: "assistant", content: "" }, null, null);
     for await (const [i, ev] of merge(choices.map((ch) => ch.events()))) {
       if (ev.type === "delta") {
-        yield chunk(i, { content: ev.text }, wantLogprobs ? chatLogprobs(codec, ev.tokens) : null, null);
+        yield chunk(i, { content: ev.text }, wantLogprobs ? chatLogprobs(name, ev.tokens) : null, null);
       } else if (ev.type === "finish") {
         completionTokens += ev.completionTokens;
         yield chunk(i, {}, null, ev.reason);

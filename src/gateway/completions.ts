@@ -5,7 +5,7 @@ import type { Context } from "hono";
 import type { TextCodec } from "./codec.ts";
 import { collectAll, merge, startChoices } from "./choices.ts";
 import type { GatewayEnv } from "./env.ts";
-import { CompletionLogprobsBuilder, concatLogprobs, createdNow, usage } from "./format.ts";
+import { CompletionLogprobsBuilder, concatLogprobs, createdNow, type TokenNamer, tokenNamer, usage } from "./format.ts";
 import type { Choice } from "./generation.ts";
 import {
   checkModel, checkTokenIds, choiceSpecs, type GatewayDeps, readJson, resolveMaxTokens, samplingParams, stopStrings,
@@ -52,9 +52,10 @@ export async function completions(c: Context<GatewayEnv>, deps: GatewayDeps): Pr
   const echoText = (p: Prompt) => (echo ? p.text ?? deps.codec.decode(p.ids, { skipSpecialTokens: skipSpecial }) : "");
   const promptTokens = prompts.reduce((s, p) => s + p.ids.length, 0);
   const observeE2e = () => deps.metrics.e2e.observe((performance.now() - startMs) / 1000);
+  const name = tokenNamer(deps.codec, body.return_tokens_as_token_ids ?? false);
   if (body.stream) {
     const includeUsage = body.stream_options?.include_usage ?? false;
-    const ctx: StreamCtx = { codec: deps.codec, head, choices, promptOf, echoText, promptTokens, logprobs: logprobs !== null, includeUsage };
+    const ctx: StreamCtx = { name, head, choices, promptOf, echoText, promptTokens, logprobs: logprobs !== null, includeUsage };
     return sseResponse(streamChunks(ctx), { onCancel: () => choices.forEach((ch) => ch.abort()), onEnd: observeE2e });
   }
   const done = await collectAll(choices);
@@ -63,7 +64,7 @@ export async function completions(c: Context<GatewayEnv>, deps: GatewayDeps): Pr
     ...head,
     object: "text_completion",
     choices: done.map((d, index) => {
-      const lp = new CompletionLogprobsBuilder(deps.codec);
+      const lp = new CompletionLogprobsBuilder(name);
       const parts = echo && d.promptLogprobs ? [lp.prompt(promptOf(index).ids, d.promptLogprobs)] : [];
       return {
         index,
@@ -77,7 +78,7 @@ export async function completions(c: Context<GatewayEnv>, deps: GatewayDeps): Pr
 }
 
 interface StreamCtx {
-  codec: TextCodec;
+  name: TokenNamer;
   head: Head;
   choices: Choice[];
   promptOf(k: number): Prompt;
@@ -91,7 +92,7 @@ async function* streamChunks(ctx: StreamCtx): AsyncGenerator<unknown> {
   const base = { ...ctx.head, object: "text_completion", ...(ctx.includeUsage ? { usage: null } : {}) };
   const chunk = (index: number, text: string, logprobs: unknown, finish_reason: string | null) =>
     ({ ...base, choices: [{ index, text, logprobs, finish_reason }] });
-  const builders = ctx.choices.map(() => new CompletionLogprobsBuilder(ctx.codec));
+  const builders = ctx.choices.map(() => new CompletionLogprobsBuilder(ctx.name));
   const echoed = ctx.choices.map(() => false);
   let completionTokens = 0;
   try {

@@ -17,8 +17,12 @@ export function createdNow(): number {
   return Math.floor(Date.now() / 1000);
 }
 
-function tokenText(codec: TextCodec, id: number): string {
-  return codec.decode([id], { skipSpecialTokens: false });
+/** How a token is spelled in logprobs: its text, or `token_id:N` (vLLM's return_tokens_as_token_ids,
+ * for clients that need exact ids, e.g. to compare with reference outputs). */
+export type TokenNamer = (id: number) => string;
+
+export function tokenNamer(codec: TextCodec, asIds: boolean): TokenNamer {
+  return asIds ? (id) => `token_id:${id}` : (id) => codec.decode([id], { skipSpecialTokens: false });
 }
 
 function bytes(s: string): number[] {
@@ -32,9 +36,9 @@ export interface ChatTokenLogprob {
   top_logprobs: { token: string; logprob: number; bytes: number[] }[];
 }
 
-export function chatLogprobs(codec: TextCodec, tokens: TokenInfo[]): { content: ChatTokenLogprob[] } {
+export function chatLogprobs(name: TokenNamer, tokens: TokenInfo[]): { content: ChatTokenLogprob[] } {
   const entry = (id: number, logprob: number) => {
-    const token = tokenText(codec, id);
+    const token = name(id);
     return { token, logprob, bytes: bytes(token) };
   };
   return {
@@ -56,15 +60,15 @@ export interface CompletionLogprobs {
 export class CompletionLogprobsBuilder {
   private offset = 0;
 
-  constructor(private readonly codec: TextCodec) {}
+  constructor(private readonly name: TokenNamer) {}
 
   private build(entries: { id: number; logprob: number | null; top: TopLogprob[] | null }[]): CompletionLogprobs {
     const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
     for (const e of entries) {
-      const token = tokenText(this.codec, e.id);
+      const token = this.name(e.id);
       out.tokens.push(token);
       out.token_logprobs.push(e.logprob);
-      out.top_logprobs.push(e.top ? Object.fromEntries(e.top.map((x) => [tokenText(this.codec, x.id), x.logprob])) : null);
+      out.top_logprobs.push(e.top ? Object.fromEntries(e.top.map((x) => [this.name(x.id), x.logprob])) : null);
       out.text_offset.push(this.offset);
       this.offset += token.length;
     }

@@ -27,6 +27,7 @@ const sampling = {
   stop_token_ids: z.array(tokenId).max(64).nullish(),
   ignore_eos: z.boolean().nullish(),
   skip_special_tokens: z.boolean().nullish(),
+  return_tokens_as_token_ids: z.boolean().nullish(),
   user: z.string().nullish(),
   logit_bias: z.record(z.string(), z.number()).nullish(),
 };

@@ -107,6 +107,12 @@ describe("POST /v1/completions", () => {
     expect(lp.text_offset).toEqual([0, 1, 4]);
   });
 
+  test("return_tokens_as_token_ids spells logprob tokens as token_id:N", async () => {
+    const h = await harness();
+    const body: any = await (await post(h, "/v1/completions", { ...greedy, prompt: "x", max_tokens: 2, logprobs: 1, return_tokens_as_token_ids: true })).json();
+    expect(body.choices[0].logprobs.tokens).toEqual(h.script.slice(0, 2).map((id) => `token_id:${id}`));
+  });
+
   test("echo puts the prompt in front; with logprobs it asks for prompt logprobs", async () => {
     const h = await harness();
     const body: any = await (await post(h, "/v1/completions", { ...greedy, prompt: "Hi there", max_tokens: 2, echo: true, logprobs: 0 })).json();
