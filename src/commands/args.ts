@@ -38,3 +38,6 @@ export function num(s: string | undefined, what: string, dflt: number, check: (n
 
 /** The bundled default model. */
 export const DEFAULT_MODEL = new URL("../../models/fortune-dsv3", import.meta.url).pathname;
+
+/** The default placement: every actor in one Bun worker off the gateway's thread. */
+export const DEFAULT_SCALING = new URL("../../configs/scaling/single-worker.yaml", import.meta.url).pathname;

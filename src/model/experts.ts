@@ -31,6 +31,10 @@ export class ExpertSet {
   private readonly byLayer = new Map<number, (ExpertWeights | null)[]>();
 
   /** Holds `experts` (global ids) of every MoE layer in `layers`; weights map lazily. */
+  get hiddenSize(): number {
+    return this.c.hidden_size;
+  }
+
   constructor(private readonly ck: Checkpoint, private readonly c: ModelConfig, private readonly k: Kernels,
               readonly layers: readonly number[], readonly experts: readonly number[]) {}
 

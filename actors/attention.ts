@@ -1,0 +1,36 @@
+// The attention actor: for the sequences of its data-parallel shard it owns the embedding, every
+// layer's norms and MLA weights, the paged latent KV cache, the dense layers, the shared experts,
+// the final norm and head (and the MTP layer when asked for). Routed experts are one ask away.
+import { defineActor } from "../src/runtime/actor.ts";
+import { openCheckpoint } from "../src/checkpoint/checkpoint.ts";
+import { kernelsFor } from "../src/kernels/select.ts";
+import type { RoutedFFN } from "../src/model/block.ts";
+import { StepRunner } from "../src/model/runner.ts";
+import { ATTENTION, type AttentionMsg, type AttentionReply, type ModelActorsConfig, ROUTER, type RouterMsg } from "../src/protocol.ts";
+
+interface State {
+  runner: StepRunner;
+  routed: RoutedFFN;
+}
+
+export const attention = defineActor<State, AttentionMsg, AttentionReply>({
+  kind: ATTENTION,
+  activate(ctx) {
+    const cfg = ctx.config as ModelActorsConfig;
+    const ck = openCheckpoint(cfg.model);
+    const runner = new StepRunner(ck, kernelsFor(cfg.device?.[ATTENTION]), { pages: cfg.pages, pageSize: cfg.pageSize, mtp: cfg.mtp });
+    const router = `${ROUTER}/${Number(ctx.self.key) % cfg.routers}`;
+    const routed: RoutedFFN = (layer, x, T) => ctx.ask<Float32Array>(router, { type: "route", layer, x, T } satisfies RouterMsg);
+    return { runner, routed };
+  },
+  async handle(s, msg) {
+    switch (msg.type) {
+      case "step":
+        return s.runner.run(msg.work, s.routed);
+      case "mtp_logits": {
+        const [r] = await s.runner.run([{ seq: "mtp", tokens: msg.tokens, start: 0, pages: msg.pages, hidden: true }], s.routed);
+        return s.runner.mtpLogits("mtp", msg.tokens, r.hidden!, msg.pages, s.routed);
+      }
+    }
+  },
+});
