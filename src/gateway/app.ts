@@ -76,7 +76,7 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
     new ApiError(404, `No route for ${c.req.method} ${c.req.path}.`, "not_found_error", null, "not_found")));
   app.onError((err) => {
     const api = toApiError(err);
-    if (api.status >= 500 && api.status !== 503 && api.status !== 504) {
+    if (api.isServerFault) {
       // our own errors say enough in one line; anything else deserves its stack
       console.error("[gateway]", err instanceof ApiError || err instanceof EngineError ? `${api.status} ${api.message}` : err);
     }

@@ -4,16 +4,20 @@ import type { Engine } from "../engine/types.ts";
 import type { TextCodec } from "./codec.ts";
 import { Choice, type ChoiceSpec, type TokenInfo } from "./generation.ts";
 
-/** Starts all choices of a request; if any is refused, the others are cancelled and the refusal thrown. */
+/** Starts all choices of a request; the first refusal cancels the others (even those still queued)
+ * and is what the request answers with. */
 export async function startChoices(engine: Engine, codec: TextCodec, specs: ChoiceSpec[]): Promise<Choice[]> {
-  const settled = await Promise.allSettled(specs.map((s) => Choice.start(engine, codec, s)));
-  const failed = settled.find((s) => s.status === "rejected");
-  const started = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
-  if (failed) {
-    for (const c of started) c.abort();
-    throw (failed as PromiseRejectedResult).reason;
-  }
-  return started;
+  const group = new AbortController();
+  let refusal: { err: unknown } | null = null;
+  const settled = await Promise.allSettled(specs.map((s) =>
+    Choice.start(engine, codec, { ...s, signal: AbortSignal.any([s.signal, group.signal]) }).catch((err) => {
+      refusal ??= { err };
+      group.abort();
+      throw err;
+    })));
+  if (refusal === null) return settled.map((s) => (s as PromiseFulfilledResult<Choice>).value);
+  for (const s of settled) if (s.status === "fulfilled") s.value.abort();
+  throw (refusal as { err: unknown }).err;
 }
 
 /** Interleaves several event streams as events arrive, tagging each with its source index. */

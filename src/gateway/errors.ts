@@ -34,6 +34,11 @@ export class ApiError extends Error {
     return new ApiError(400, message, "invalid_request_error", param, code);
   }
 
+  /** A fault of ours worth logging (not an overload, a timeout or a client that left). */
+  get isServerFault(): boolean {
+    return this.status >= 500 && this.status !== 503 && this.status !== 504;
+  }
+
   body(): ErrorBody {
     return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
   }

@@ -2,7 +2,7 @@
 // statuses; auth, body limit and deadline.
 import { describe, expect, test } from "bun:test";
 import { EngineError } from "../../src/engine/types.ts";
-import { harness, MODEL, post, sseEvents } from "./helpers.ts";
+import { harness, MODEL, post, sseEvents, until } from "./helpers.ts";
 
 const chat = { model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 2 };
 const comp = { model: MODEL, prompt: "hi", max_tokens: 2 };
@@ -132,11 +132,22 @@ describe("engine refusals and failures", () => {
   test("a full queue answers 429 with Retry-After while earlier requests run", async () => {
     const h = await harness({ maxRunning: 1, maxWaiting: 0, stepMs: 10 });
     const first = post(h, "/v1/completions", { ...comp, max_tokens: 20 });
-    await Bun.sleep(20);
+    await until(() => h.engine.stats().running === 1);
     const res = await post(h, "/v1/completions", comp);
     await expectError(res, 429, null, "queue_full");
     expect(res.headers.get("retry-after")).toBe("2");
     expect((await first).status).toBe(200);
+  });
+
+  test("when one of n choices is refused, the others are cancelled even if still queued", async () => {
+    const h = await harness({ maxRunning: 1, maxWaiting: 1, stepMs: 10 });
+    const busy = post(h, "/v1/completions", { ...comp, max_tokens: 30 });
+    await until(() => h.engine.stats().running === 1);
+    const res = await post(h, "/v1/completions", { ...comp, n: 3, max_tokens: 30 });
+    await expectError(res, 429, null, "queue_full");
+    expect(h.engine.stats()).toMatchObject({ running: 1, waiting: 0 }); // the queued sibling left the queue
+    expect((await busy).status).toBe(200);
+    expect(h.engine.stats()).toMatchObject({ running: 0, waiting: 0 });
   });
 
   test("an engine error before the end: 500 whole, an error event in a stream", async () => {

@@ -43,7 +43,12 @@ export class FakeEngine implements Engine {
     this.requests.push(req);
     if (this.opts.refuse) throw this.opts.refuse;
     if (req.prompt_ids.length >= this.info.max_model_len) throw new EngineError("prompt too long", "prompt_too_long");
-    await this.admit();
+    await this.admit(req.signal);
+    if (req.signal?.aborted) {
+      this.aborted.push(req.id);
+      yield { type: "done", finish_reason: "abort", prompt_tokens: req.prompt_ids.length, completion_tokens: 0 };
+      return;
+    }
     this.running.set(req.id, req.prompt_ids.length);
     this.promptTotal += req.prompt_ids.length;
     let outcome: "done" | "aborted" = "aborted";
@@ -60,7 +65,7 @@ export class FakeEngine implements Engine {
     } finally {
       (outcome === "done" ? this.finished : this.aborted).push(req.id);
       this.running.delete(req.id);
-      this.waiters.shift()?.();
+      this.waiters[0]?.();
     }
   }
 
@@ -98,11 +103,19 @@ export class FakeEngine implements Engine {
     for (const load of Object.values(this.expertLoad)) load[token % load.length]! += 1;
   }
 
-  private async admit(): Promise<void> {
+  private async admit(signal: AbortSignal | undefined): Promise<void> {
     const max = this.opts.maxRunning ?? Infinity;
     if (this.running.size < max) return;
     if (this.waiters.length >= (this.opts.maxWaiting ?? Infinity)) throw new EngineError("queue full", "queue_full", 2);
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        const i = this.waiters.indexOf(wake);
+        if (i >= 0) this.waiters.splice(i, 1);
+        resolve();
+      };
+      this.waiters.push(wake);
+      signal?.addEventListener("abort", wake, { once: true });
+    });
   }
 
   private step(signal: AbortSignal | undefined): Promise<void> {
