@@ -66,7 +66,7 @@ describe("retry on a replica", () => {
   test("with retry: true and one replica, the ask waits for the restart and is resent", async () => {
     const sys = await startSystem({ defaultLocation: "worker:0" });
     const busy = sys.events.next((e) => e.type === "activated" && e.actor === "slow/s#0");
-    const asked = sys.ask<{ actor: string; log: number[] }>("slow/s", { type: "sleep", ms: 300, tag: 5 }, { retry: true });
+    const asked = sys.ask<{ actor: string; location: string; log: number[] }>("slow/s", { type: "sleep", ms: 300, tag: 5 }, { retry: true });
     await busy;
     sys.killHost("worker:0");
     expect(await asked).toEqual({ actor: "slow/s#0", location: "worker:0", log: [5] });
