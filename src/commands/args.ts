@@ -12,7 +12,7 @@ export type OptionSpec = Record<string, { type: "string" | "boolean"; short?: st
 
 export function parse<T extends OptionSpec>(argv: string[], options: T) {
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as unknown as {
       [K in keyof T]: T[K]["type"] extends "boolean" ? boolean | undefined : string | undefined;
     };
   } catch (e) {
@@ -39,5 +39,4 @@ export function num(s: string | undefined, what: string, dflt: number, check: (n
 /** The bundled default model. */
 export const DEFAULT_MODEL = new URL("../../models/fortune-dsv3", import.meta.url).pathname;
 
-/** The default placement: every actor in one Bun worker off the gateway's thread. */
-export const DEFAULT_SCALING = new URL("../../configs/scaling/single-worker.yaml", import.meta.url).pathname;
+export { DEFAULT_SCALING } from "../engine/load.ts";

@@ -25,8 +25,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const engine = new ModelEngine(backend, {
     servedModelName: a["served-model-name"] ?? basename(model),
     maxModelLen: a["max-model-len"] ? num(a["max-model-len"], "max-model-len", 0, pos) : undefined,
-    maxBatchTokens: num(a["max-num-batched-tokens"], "max-num-batched-tokens", 512, pos),
-    maxRunning: num(a["max-num-seqs"], "max-num-seqs", 64, pos),
+    maxBatchTokens: a["max-num-batched-tokens"] ? num(a["max-num-batched-tokens"], "max-num-batched-tokens", 0, pos) : undefined,
+    maxRunning: a["max-num-seqs"] ? num(a["max-num-seqs"], "max-num-seqs", 0, pos) : undefined,
     maxWaiting: num(a["max-waiting"], "max-waiting", 256, pos),
     log: (m) => console.error(`[engine] ${m}`),
   });

@@ -47,6 +47,10 @@ export class ActorBackend implements ModelBackend {
     return new ActorBackend(system, config, o.pages, o.pageSize, scaling.attentionReplicas, scaling.routers, scaling);
   }
 
+  get batch() {
+    return this.scaling.batch;
+  }
+
   step(replica: number, work: SeqWork[]): Promise<SeqResult[]> {
     return this.system.ask<SeqResult[]>(`${ATTENTION}/${replica}`, { type: "step", work } satisfies AttentionMsg);
   }

@@ -11,6 +11,7 @@ export interface ModelBackend {
   readonly pageSize: number;
   readonly pages: number; // KV cache pages per attention replica
   readonly replicas: number; // attention replicas (data parallel); sequences pin to one
+  readonly batch?: { max_batch_tokens: number; max_running_seqs: number }; // the scaling config's limits
   step(replica: number, work: SeqWork[]): Promise<SeqResult[]>;
   /** MTP logits for a whole prompt (tests / CLI): row i predicts token i+2. */
   mtpLogits?(tokens: number[], pages: number[]): Promise<Float32Array>;

@@ -36,7 +36,9 @@ export class ModelEngine implements Engine {
       bos_token_id: c.bos_token_id ?? 0,
     };
     this.sched = new Scheduler(backend.replicas, backend.pages, backend.pageSize, {
-      maxBatchTokens: o.maxBatchTokens ?? 512, maxRunning: o.maxRunning ?? 64, maxWaiting: o.maxWaiting ?? 256,
+      maxBatchTokens: o.maxBatchTokens ?? backend.batch?.max_batch_tokens ?? 512,
+      maxRunning: o.maxRunning ?? backend.batch?.max_running_seqs ?? 64,
+      maxWaiting: o.maxWaiting ?? 256,
     });
   }
 

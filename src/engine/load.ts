@@ -3,9 +3,12 @@
 import type { ModelBackend } from "./backend.ts";
 import { DirectBackend } from "./direct.ts";
 
+/** The default placement: every actor in one Bun worker off the calling thread. */
+export const DEFAULT_SCALING = new URL("../../configs/scaling/single-worker.yaml", import.meta.url).pathname;
+
 export interface BackendOptions {
   model: string;
-  scaling?: string; // a scaling config file, or "direct"
+  scaling?: string; // a scaling config file (default: the single-worker one), or "direct"
   pages?: number;
   pageSize?: number;
   mtp?: boolean;
@@ -15,7 +18,7 @@ export interface BackendOptions {
 export async function createBackend(o: BackendOptions): Promise<ModelBackend> {
   const pageSize = o.pageSize ?? 16;
   const pages = o.pages ?? Math.ceil((o.kvTokens ?? 8192) / pageSize);
-  if (!o.scaling || o.scaling === "direct") return new DirectBackend(o.model, { pages, pageSize, mtp: o.mtp });
+  if (o.scaling === "direct") return new DirectBackend(o.model, { pages, pageSize, mtp: o.mtp });
   const { ActorBackend } = await import("./actor-backend.ts");
-  return ActorBackend.start({ ...o, pages, pageSize, scaling: o.scaling });
+  return ActorBackend.start({ ...o, pages, pageSize, scaling: o.scaling ?? DEFAULT_SCALING });
 }

@@ -3,13 +3,7 @@ import { dlopen, FFIType } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
-const { ptr, i32, i64, f32, cstring } = {
-  ptr: FFIType.ptr,
-  i32: FFIType.i32,
-  i64: FFIType.i64_fast,
-  f32: FFIType.f32,
-  cstring: FFIType.cstring,
-};
+const ptr = FFIType.ptr, i32 = FFIType.i32, i64 = FFIType.i64_fast, f32 = FFIType.f32, cstring = FFIType.cstring;
 
 export const SYMBOLS = {
   moe_last_error: { args: [], returns: cstring },
