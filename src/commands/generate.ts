@@ -1,5 +1,6 @@
 // `moe generate --model DIR (--ids 1,2,3 | --prompt TEXT | --chat TEXT) --max-tokens N
-//  [--temperature T --top-p P --top-k K --seed S] [--json]`: one completion through the engine.
+//  [--temperature T --top-p P --top-k K --seed S] [--json]
+//  [--speculative mtp --draft-tokens K]`: one completion through the engine.
 import { ModelEngine } from "../engine/engine.ts";
 import { createBackend } from "../engine/load.ts";
 import type { SamplingParams } from "../engine/types.ts";
@@ -32,8 +33,11 @@ export async function generateCommand(argv: string[]): Promise<void> {
     max_tokens: maxTokens, stop_token_ids: [], ignore_eos: a["ignore-eos"] ?? false,
     logprobs: null, prompt_logprobs: false,
   };
-  const backend = await createBackend({ model, scaling: a.scaling, kvTokens: Math.max(prompt.length + maxTokens + 16, 256) });
-  const engine = new ModelEngine(backend);
+  if (a.speculative !== undefined && a.speculative !== "mtp") throw new UsageError(`--speculative ${a.speculative}: only "mtp" is supported`);
+  const draftTokens = num(a["draft-tokens"], "draft-tokens", 1, (n) => Number.isInteger(n) && n > 0);
+  const speculative = a.speculative === "mtp" ? { k: draftTokens } : undefined;
+  const backend = await createBackend({ model, scaling: a.scaling, mtp: speculative !== undefined, kvTokens: Math.max(prompt.length + maxTokens + 16, 256) });
+  const engine = new ModelEngine(backend, { speculative });
   try {
     const ids: number[] = [];
     let printed = "";

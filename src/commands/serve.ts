@@ -1,4 +1,5 @@
-// `moe serve --model DIR --scaling FILE --host H --port P [--served-model-name NAME]`: the
+// `moe serve --model DIR --scaling FILE --host H --port P [--served-model-name NAME]
+//  [--speculative mtp --draft-tokens K]`: the
 // OpenAI-compatible server. The gateway thread does HTTP and scheduling; the model runs in the
 // actors the scaling config places (by default one Bun worker off this thread).
 import { basename, resolve } from "node:path";
@@ -6,7 +7,7 @@ import { ModelEngine } from "../engine/engine.ts";
 import { createBackend } from "../engine/load.ts";
 import { createApp, serveApp } from "../gateway/index.ts";
 import { loadTokenizer } from "../tokenizer/index.ts";
-import { DEFAULT_MODEL, DEFAULT_SCALING, num, parse } from "./args.ts";
+import { DEFAULT_MODEL, DEFAULT_SCALING, UsageError, num, parse } from "./args.ts";
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const a = parse(argv, {
@@ -19,8 +20,11 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const model = resolve(a.model ?? DEFAULT_MODEL);
   const pos = (n: number) => Number.isInteger(n) && n > 0;
   const tokenizer = await loadTokenizer(model);
+  if (a.speculative !== undefined && a.speculative !== "mtp") throw new UsageError(`--speculative ${a.speculative}: only "mtp" is supported`);
+  const draftTokens = num(a["draft-tokens"], "draft-tokens", 1, (n) => Number.isInteger(n) && n > 0);
+  const speculative = a.speculative === "mtp" ? { k: draftTokens } : undefined;
   const backend = await createBackend({
-    model, scaling: a.scaling ?? DEFAULT_SCALING, kvTokens: num(a["kv-cache-tokens"], "kv-cache-tokens", 16384, pos),
+    model, mtp: speculative !== undefined, scaling: a.scaling ?? DEFAULT_SCALING, kvTokens: num(a["kv-cache-tokens"], "kv-cache-tokens", 16384, pos),
   });
   const engine = new ModelEngine(backend, {
     servedModelName: a["served-model-name"] ?? basename(model),
@@ -28,6 +32,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     maxBatchTokens: a["max-num-batched-tokens"] ? num(a["max-num-batched-tokens"], "max-num-batched-tokens", 0, pos) : undefined,
     maxRunning: a["max-num-seqs"] ? num(a["max-num-seqs"], "max-num-seqs", 0, pos) : undefined,
     maxWaiting: num(a["max-waiting"], "max-waiting", 256, pos),
+    speculative,
     log: (m) => console.error(`[engine] ${m}`),
   });
   const keys = (a["api-key"] ?? process.env.MOE_API_KEY ?? "").split(",").filter(Boolean);

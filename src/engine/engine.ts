@@ -8,10 +8,13 @@ import {
   type Engine, EngineError, type EngineStats, type GenerateRequest, type ModelInfo, type TokenEvent,
 } from "./types.ts";
 
-export interface EngineOptions extends Partial<SchedulerLimits> {
+export interface EngineOptions extends Partial<Omit<SchedulerLimits, "speculative" | "capacity">> {
   servedModelName?: string;
   maxModelLen?: number;
   maxStepRetries?: number;
+  /** Speculative decoding with the model's MTP module: k draft tokens per step (the backend must
+   * have been created with `mtp: true`; ignored for models without an MTP layer). */
+  speculative?: { k: number };
   log?: (msg: string) => void;
 }
 
@@ -24,6 +27,9 @@ export class ModelEngine implements Engine {
   private genTotal = 0;
   private load: Record<number, number[]> = {};
   private loadAt = 0;
+  private readonly specK: number;
+  private specDrafted = 0;
+  private specAccepted = 0;
 
   constructor(readonly backend: ModelBackend, private readonly o: EngineOptions = {}) {
     const c = backend.config;
@@ -35,7 +41,10 @@ export class ModelEngine implements Engine {
       eos_token_id: c.eos_ids[0],
       bos_token_id: c.bos_token_id ?? 0,
     };
+    this.specK = c.num_nextn_predict_layers > 0 ? Math.max(0, Math.floor(o.speculative?.k ?? 0)) : 0;
     this.sched = new Scheduler(backend.replicas, backend.pages, backend.pageSize, {
+      speculative: this.specK,
+      capacity: this.info.max_model_len,
       maxBatchTokens: o.maxBatchTokens ?? backend.batch?.max_batch_tokens ?? 512,
       maxRunning: o.maxRunning ?? backend.batch?.max_running_seqs ?? 64,
       maxWaiting: o.maxWaiting ?? 256,
@@ -112,7 +121,18 @@ export class ModelEngine implements Engine {
       if (seq.computed <= seq.promptLen) this.promptTotal += w.tokens.length;
       if (!step.samples[i] || !r.sampled) return;
       if (seq.computed === seq.promptLen && seq.req.params.prompt_logprobs) seq.events.push({ type: "prompt", logprobs: seq.promptLogprobs });
-      this.accept(seq, r.sampled.token, r.sampled.logprob, r.sampled.top);
+      if (!r.spec) return this.accept(seq, r.sampled.token, r.sampled.logprob, r.sampled.top);
+      // Speculative: the accepted drafts are in the cache now; the token after them is pending.
+      const drafted = w.spec?.draft?.length ?? 0, accepted = r.spec.emitted.length - 1;
+      this.specDrafted += drafted;
+      this.specAccepted += accepted;
+      seq.computed += accepted;
+      seq.draft = r.spec.draft;
+      for (const e of r.spec.emitted) {
+        this.accept(seq, e.token, e.logprob, e.top);
+        if (seq.finished) return;
+      }
+      this.sched.books[seq.replica].shrink(seq.id, seq.computed);
     });
   }
 
@@ -171,6 +191,7 @@ export class ModelEngine implements Engine {
       prompt_tokens_total: this.promptTotal,
       generation_tokens_total: this.genTotal,
       expert_load: this.load,
+      ...(this.specK ? { spec_drafted_total: this.specDrafted, spec_accepted_total: this.specAccepted } : {}),
     };
   }
 

@@ -8,6 +8,8 @@ export interface SchedulerLimits {
   maxBatchTokens: number; // tokens computed per step (decode + prefill chunks)
   maxRunning: number; // sequences in the batch at once, per replica
   maxWaiting: number; // queue bound; past it new requests are refused
+  speculative?: number; // draft tokens per step (MTP speculative decoding); 0 / absent = off
+  capacity?: number; // cache positions a sequence may reach (for speculative page reservations)
 }
 
 export interface PlannedStep {
@@ -46,6 +48,7 @@ export class Scheduler {
     this.books[seq.replica].release(seq.id);
     remove(this.running, seq);
     seq.computed = 0;
+    seq.draft = [];
     seq.replica = -1;
     this.waiting.unshift(seq);
   }
@@ -60,9 +63,10 @@ export class Scheduler {
       if (budget <= 0) break;
       if (!this.running.includes(seq)) continue; // preempted below
       const n = Math.min(seq.pending, budget);
-      if (!this.reserve(seq, n, steps)) continue;
-      this.take(steps[seq.replica], seq, n);
-      budget -= n;
+      const d = this.draftFor(seq, n, budget);
+      if (!this.reserve(seq, this.reach(seq, n, d.length), steps)) continue;
+      this.take(steps[seq.replica], seq, n, d);
+      budget -= n + d.length;
     }
     while (budget > 0 && this.waiting.length > 0) {
       const seq = this.waiting[0];
@@ -70,7 +74,7 @@ export class Scheduler {
       if (replica < 0) break;
       seq.replica = replica;
       const n = Math.min(seq.pending, budget);
-      if (!this.books[replica].grow(seq.id, seq.computed + n)) {
+      if (!this.books[replica].grow(seq.id, this.reach(seq, n, 0))) {
         seq.replica = -1;
         break;
       }
@@ -82,8 +86,24 @@ export class Scheduler {
     return steps.filter((s) => s.seqs.length > 0);
   }
 
-  private take(step: PlannedStep, seq: Sequence, n: number): void {
+  /** The drafted tokens a decoding sequence verifies this step (within budget, cache and max_tokens). */
+  private draftFor(seq: Sequence, n: number, budget: number): number[] {
+    if (!this.limits.speculative || seq.computed + n !== seq.tokens.length) return [];
+    const room = Math.min(budget - n, seq.maxTokens - seq.outputLen - 1, (this.limits.capacity ?? Infinity) - seq.tokens.length);
+    return seq.draft.slice(0, Math.max(0, room));
+  }
+
+  /** Cache positions a step of n tokens (+ d drafts) touches: with speculation, the MTP module's
+   * chained drafts reach k - 1 positions past the last accepted one. */
+  private reach(seq: Sequence, n: number, d: number): number {
+    const k = this.limits.speculative ?? 0;
+    if (!k || seq.computed + n !== seq.tokens.length) return seq.computed + n + d;
+    return Math.max(seq.computed + n + d, Math.min(seq.computed + n + d + k - 1, this.limits.capacity ?? Infinity));
+  }
+
+  private take(step: PlannedStep, seq: Sequence, n: number, draft: number[] = []): void {
     const samples = seq.computed + n === seq.tokens.length;
+    const k = this.limits.speculative ?? 0;
     step.seqs.push(seq);
     step.samples.push(samples);
     step.work.push({
@@ -93,14 +113,19 @@ export class Scheduler {
       pages: this.books[seq.replica].table(seq.id),
       logits: seq.req.params.prompt_logprobs && seq.computed < seq.promptLen ? "all" : undefined,
       sample: samples ? seq.sampleSpec() : undefined,
+      spec: k ? {
+        k, draft: draft.length ? draft : undefined,
+        next: samples ? undefined : seq.tokens[seq.computed + n],
+        us: draft.length && seq.req.params.temperature > 0 ? seq.uniforms(draft.length) : undefined,
+      } : undefined,
     });
   }
 
   /** Pages for seq to grow by n; preempts the latest arrivals of its replica when short. */
-  private reserve(seq: Sequence, n: number, steps: PlannedStep[]): boolean {
+  private reserve(seq: Sequence, tokens: number, steps: PlannedStep[]): boolean {
     const books = this.books[seq.replica];
     const planned = steps[seq.replica].seqs;
-    while (!books.grow(seq.id, seq.computed + n)) {
+    while (!books.grow(seq.id, tokens)) {
       const victim = this.running
         .filter((s) => s.replica === seq.replica && s !== seq && !planned.includes(s))
         .sort((a, b) => b.arrival - a.arrival)[0];

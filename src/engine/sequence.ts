@@ -57,6 +57,7 @@ export class Sequence {
   computed = 0; // positions already in the KV cache
   replica = -1;
   failures = 0;
+  draft: number[] = []; // speculative decoding: tokens the MTP module drafted for the next step
   finished: FinishReason | null = null;
   readonly events = new EventQueue<TokenEvent>();
   readonly promptLogprobs: (number | null)[] = [];
@@ -78,6 +79,11 @@ export class Sequence {
   /** Tokens not yet in the cache; the last one is fed to produce the next token. */
   get pending(): number {
     return this.tokens.length - this.computed;
+  }
+
+  /** n more uniform draws (rows after the first in a speculative step). */
+  uniforms(n: number): number[] {
+    return Array.from({ length: n }, () => this.rand());
   }
 
   sampleSpec(): SampleSpec {

@@ -36,7 +36,7 @@ export class MTP {
   /** Logits [rows, V] predicting token i+2 for each row i; b.tokens are the tokens t_{i+1}, h the
    * main model's normalized hidden states [T, D] of positions i. */
   async forward(b: ForwardBatch, h: Float32Array, cache: LatentCache, routed: RoutedFFN, rows: Int32Array,
-                impl: AttnImpl = "auto"): Promise<{ logits: Float32Array; hidden: Float32Array }> {
+                impl: AttnImpl = "auto"): Promise<{ logits: Float32Array; hidden: Float32Array; prenorm: Float32Array }> {
     const { k, c } = this;
     const T = b.T, D = c.hidden_size, eps = c.rms_norm_eps;
     const e = new Float32Array(T * D);
@@ -53,6 +53,6 @@ export class MTP {
     for (let r = 0; r < rows.length; r++) sel.set(hn.subarray(rows[r] * D, rows[r] * D + D), r * D);
     const logits = new Float32Array(rows.length * c.vocab_size);
     if (rows.length) k.linear(logits, sel, this.head, rows.length);
-    return { logits, hidden: hn };
+    return { logits, hidden: hn, prenorm: x };
   }
 }

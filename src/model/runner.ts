@@ -19,6 +19,24 @@ export interface SeqWork {
   logits?: "last" | "all"; // return raw logits of these rows
   hidden?: boolean; // return the final hidden states (after model.norm) of every row
   sample?: SampleSpec; // sample the next token from the last row
+  spec?: SpecWork; // speculative decoding with the MTP module (needs a runner loaded with mtp)
+}
+
+/** Speculative decoding for one sequence of a step. The runner feeds `tokens` then `draft`, verifies
+ * the draft against the main model (sampling each row; a draft token is accepted when the main
+ * model's own draw equals it, which keeps the target distribution exactly), runs the MTP module on
+ * every position whose next token is now known (keeping the MTP cache aligned with the main one), and
+ * drafts up to k tokens for the next step by chaining the MTP module on its own hidden output. */
+export interface SpecWork {
+  k: number;
+  draft?: number[]; // drafted tokens fed after `tokens` (decode steps)
+  next?: number; // the token after this chunk when already known (prefill chunks that do not sample)
+  us?: number[]; // extra uniform draws for the rows after the first (sampling)
+}
+
+export interface SpecResult {
+  emitted: Sampled[]; // accepted draft tokens then the main model's token at the first mismatch
+  draft: number[]; // drafts for the next step
 }
 
 export interface SeqResult {
@@ -26,6 +44,7 @@ export interface SeqResult {
   logits?: Float32Array; // [rows, vocab]
   hidden?: Float32Array; // [n, D]
   sampled?: Sampled;
+  spec?: SpecResult;
 }
 
 export interface RunnerOptions {
@@ -57,28 +76,94 @@ export class StepRunner {
   }
 
   async run(work: readonly SeqWork[], routed: RoutedFFN, trace?: Trace): Promise<SeqResult[]> {
-    const b = buildBatch(work, this.opts.pageSize);
+    const feed = work.map((w) => (w.spec?.draft?.length ? { tokens: [...Array.from(w.tokens), ...w.spec.draft], start: w.start, pages: w.pages } : w));
+    const b = buildBatch(feed, this.opts.pageSize);
     const V = this.config.vocab_size, D = this.config.hidden_size;
     const rows: number[] = [];
     const rowAt: number[] = []; // first logits row of each seq
+    const realRows: number[] = []; // rows of the real tokens (not drafts) per seq
     work.forEach((w, s) => {
       rowAt.push(rows.length);
-      const last = b.cuQ[s + 1] - 1;
-      if (w.logits === "all") for (let r = b.cuQ[s]; r <= last; r++) rows.push(r);
-      else if (w.logits === "last" || w.sample) rows.push(last);
+      const first = b.cuQ[s], lastReal = first + w.tokens.length - 1;
+      if (w.logits === "all") for (let r = first; r <= lastReal; r++) rows.push(r);
+      else if (w.logits === "last" || w.sample) rows.push(lastReal);
+      realRows.push(rows.length - rowAt[s]);
+      if (w.sample && w.spec?.draft) for (let r = lastReal + 1; r < b.cuQ[s + 1]; r++) rows.push(r);
     });
-    const keepHidden = work.some((w) => w.hidden);
+    const spec = this.mtp !== null && work.some((w) => w.spec);
+    const keepHidden = spec || work.some((w) => w.hidden);
     const res = await this.model.forward(b, this.caches, routed, { impl: this.impl, logitRows: Int32Array.from(rows), keepHidden, trace });
-    return work.map((w, s) => {
-      const n = b.cuQ[s + 1] - b.cuQ[s];
-      const r0 = rowAt[s], nRows = w.logits === "all" ? n : w.logits === "last" || w.sample ? 1 : 0;
+    const out = work.map((w, s) => {
+      const r0 = rowAt[s], nRows = realRows[s];
       const logits = res.logits.subarray(r0 * V, (r0 + nRows) * V);
-      const out: SeqResult = { seq: w.seq };
-      if (w.logits) out.logits = logits.slice();
-      if (w.hidden && res.hidden) out.hidden = res.hidden.slice(b.cuQ[s] * D, b.cuQ[s + 1] * D);
-      if (w.sample) out.sampled = sample(this.k, logits.subarray((nRows - 1) * V), w.sample);
-      return out;
+      const o: SeqResult = { seq: w.seq };
+      if (w.logits) o.logits = logits.slice();
+      if (w.hidden && res.hidden) o.hidden = res.hidden.slice(b.cuQ[s] * D, (b.cuQ[s] + w.tokens.length) * D);
+      if (!w.sample) return o;
+      if (!w.spec) {
+        o.sampled = sample(this.k, logits.subarray((nRows - 1) * V), w.sample);
+        return o;
+      }
+      // Verify: row j (the last real token, then the drafts) gives the main model's token after
+      // draft j; accept while it equals the next draft.
+      const draft = w.spec.draft ?? [], emitted: Sampled[] = [];
+      const output = Array.from(w.sample.output);
+      const base = r0 + nRows - 1;
+      for (let j = 0; j <= draft.length; j++) {
+        const row = res.logits.subarray((base + j) * V, (base + j + 1) * V);
+        const u = j === 0 ? w.sample.u : (w.spec.us?.[j - 1] ?? w.sample.u);
+        const x = sample(this.k, row, { ...w.sample, u, output });
+        emitted.push(x);
+        output.push(x.token);
+        if (j === draft.length || x.token !== draft[j]) break;
+      }
+      o.sampled = emitted[0];
+      o.spec = { emitted, draft: [] };
+      return o;
     });
+    if (spec) await this.draft(work, out, b.cuQ, res.hidden!, routed);
+    return out;
+  }
+
+  /** Runs the MTP module over the positions of this step whose next token is known, then chains it
+   * to draft up to k tokens for each sequence that sampled. */
+  private async draft(work: readonly SeqWork[], out: SeqResult[], cuQ: Int32Array, hidden: Float32Array, routed: RoutedFFN): Promise<void> {
+    const mtp = this.mtp!, cache = this.mtpCache!, D = this.config.hidden_size, V = this.config.vocab_size, ps = this.opts.pageSize;
+    interface Item { s: number; tokens: number[]; start: number; pages: ArrayLike<number>; h: Float32Array; want: boolean }
+    const items: Item[] = [];
+    work.forEach((w, s) => {
+      if (!w.spec) return;
+      const emitted = out[s].spec?.emitted ?? [];
+      const follow = Array.from(w.tokens).slice(1);
+      if (emitted.length) follow.push(...emitted.map((e) => e.token));
+      else if (w.spec.next !== undefined) follow.push(w.spec.next);
+      if (!follow.length) return;
+      const h = hidden.subarray(cuQ[s] * D, (cuQ[s] + follow.length) * D);
+      items.push({ s, tokens: follow, start: w.start, pages: w.pages, h, want: emitted.length > 0 });
+    });
+    const id = new Int32Array(1);
+    let round = items;
+    for (let j = 0; round.length; j++) {
+      const b = buildBatch(round, ps);
+      const h = new Float32Array(b.T * D);
+      round.forEach((it, i) => h.set(it.h, b.cuQ[i] * D));
+      const rowsOf = round.map((_, i) => b.cuQ[i + 1] - 1);
+      const wantRows = round.map((it, i) => (it.want ? rowsOf[i] : -1)).filter((r) => r >= 0);
+      const r = await mtp.forward(b, h, cache, routed, Int32Array.from(wantRows), this.impl);
+      const next: Item[] = [];
+      let li = 0;
+      round.forEach((it, i) => {
+        if (!it.want) return;
+        this.k.argmax(id, r.logits.subarray(li * V, (li + 1) * V), 1, V);
+        li++;
+        const d = out[it.s].spec!.draft;
+        d.push(id[0]);
+        const pos = it.start + it.tokens.length; // the MTP position of the next chained draft
+        if (d.length < work[it.s].spec!.k && pos < it.pages.length * ps)
+          next.push({ ...it, tokens: [id[0]], start: pos, h: r.hidden.slice(rowsOf[i] * D, (rowsOf[i] + 1) * D) });
+      });
+      round = next;
+    }
   }
 
   /** MTP logits for one sequence: row i (i < n-1) predicts token i+2 from h_i and t_{i+1}.
