@@ -92,17 +92,33 @@ export function encode(msg: unknown): Uint8Array {
 }
 
 const OWNED_THRESHOLD = 64 * 1024;
+const SLACK = 16 * 1024; // room for the non-tensor part of a large message
+
+/** Bytes of typed-array data in a message (plain objects and short arrays, a few levels deep). */
+export function tensorBytes(msg: unknown, depth = 0): number {
+  if (!msg || typeof msg !== "object" || depth > 6) return 0;
+  if (ArrayBuffer.isView(msg)) return msg.byteLength + 16;
+  let n = 0;
+  if (Array.isArray(msg)) {
+    if (msg.length > 256) return 0; // a long list of numbers holds no tensors worth sizing for
+    for (const v of msg) n += tensorBytes(v, depth + 1);
+  } else for (const k in msg) n += tensorBytes((msg as Record<string, unknown>)[k], depth + 1);
+  return n;
+}
 
 /**
  * Encode into bytes whose ArrayBuffer nobody else uses, so it can be transferred (postMessage
- * transfer list) without detaching another message. Small messages are copied out. A large one
- * that starts a buffer (msgpackr grew a fresh one for it) is taken whole and msgpackr is handed a
- * new buffer, which saves copying a tensor a second time; the taken buffer may be up to ~4x the
- * message, which lives only as long as the receiver keeps views on it.
+ * transfer list) without detaching another message. Small messages are copied out of msgpackr's
+ * shared buffer. A message carrying large tensors is written once into a fresh buffer sized from
+ * its tensors (msgpackr would otherwise grow its buffer 4x and we would copy again), which is
+ * taken whole; msgpackr gets a new small buffer for the next message.
  */
 export function encodeOwned(msg: unknown): Uint8Array {
+  const big = tensorBytes(msg);
+  if (big < OWNED_THRESHOLD) return copyBytes(packr.pack(msg));
+  // Uninitialized and unpooled (its own ArrayBuffer): msgpackr writes every byte we send.
+  packr.useBuffer(Buffer.allocUnsafeSlow(big + SLACK));
   const bytes = packr.pack(msg);
-  if (bytes.byteLength < OWNED_THRESHOLD || bytes.byteOffset !== 0) return copyBytes(bytes);
   packr.useBuffer(new Uint8Array(OWNED_THRESHOLD));
   return bytes;
 }

@@ -7,10 +7,14 @@ import type { Link, Transport } from "./transport.ts";
 
 const ENTRY = new URL("./process-host.ts", import.meta.url).pathname;
 
-/** IPC serializes the whole backing ArrayBuffer of a view: send exactly the frame's bytes. */
+/**
+ * IPC serializes the whole backing ArrayBuffer of a view (the view's offset and length arrive
+ * too). A little slack is cheaper to send than a copy; a mostly empty buffer is not.
+ */
 export function frameBytes(f: Frame): Uint8Array {
   const b = encodeOwned(f);
-  return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : copyBytes(b);
+  const slack = b.buffer.byteLength - b.byteLength;
+  return slack <= Math.max(64 * 1024, b.byteLength >> 3) ? b : copyBytes(b);
 }
 
 export class ProcessTransport implements Transport {
