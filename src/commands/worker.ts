@@ -1,0 +1,73 @@
+// `moe worker --model DIR --scaling FILE --node NAME [--nats URL] [--system NAME]`: one node of a
+// multi-process (multi-host) deployment. It serves the actors the scaling config places on
+// "node:NAME", reached over NATS by the gateway (`moe serve` with the same config), until SIGINT or
+// SIGTERM. The gateway's system sends the actors' config (KV pages, tables); this process only
+// swaps in its own path to the checkpoint, which may differ between hosts.
+//
+//   natsTransportsFor(scalingPath, url?, system?) -> Transport[]   for the gateway side (serve)
+import { resolve } from "node:path";
+import { loadModelConfig } from "../config/model.ts";
+import { loadScaling, resolveScaling } from "../config/scaling.ts";
+import { moeLayers } from "../model/moe.ts";
+import type { ModelActorsConfig } from "../protocol.ts";
+import type { HostInit } from "../runtime/frames.ts";
+import { serveNode } from "../runtime/nats-node.ts";
+import { DEFAULT_NATS_URL, NatsTransport, natsConnect } from "../runtime/nats-transport.ts";
+import type { Transport } from "../runtime/transport.ts";
+import { UsageError, parse } from "./args.ts";
+
+export function natsUrl(flag?: string): string {
+  return flag ?? process.env.NATS_URL ?? DEFAULT_NATS_URL;
+}
+
+/**
+ * The transports `serve` needs for a scaling config: the NATS one when the config places anything on
+ * "node:NAME", none otherwise. The gateway hosts the node named by the config's top-level
+ * `placement` itself (in a Bun worker); every other node is a `moe worker` process.
+ */
+export async function natsTransportsFor(scalingPath: string, url?: string, system?: string): Promise<Transport[]> {
+  const cfg = loadScaling(scalingPath);
+  const locs = [cfg.placement, ...Object.values(cfg.actors).flatMap((k) => (k.placement === undefined ? [] : [k.placement].flat()))];
+  if (!locs.some((l) => l.startsWith("node:"))) return [];
+  const localNode = cfg.placement.startsWith("node:") ? cfg.placement.slice(5) : "gateway";
+  return [await NatsTransport.connect({ url: natsUrl(url), system: system ?? process.env.MOE_NATS_SYSTEM, localNode })];
+}
+
+export async function workerCommand(argv: string[]): Promise<void> {
+  const a = parse(argv, {
+    model: { type: "string" }, scaling: { type: "string" }, node: { type: "string" }, nats: { type: "string" },
+    system: { type: "string" },
+  });
+  if (!a.model || !a.scaling || !a.node) throw new UsageError("worker needs --model DIR --scaling FILE --node NAME");
+  const model = resolve(a.model);
+  const node = a.node;
+  // Check the config here, so a typo in --node fails at once rather than waiting for an init.
+  const config = loadModelConfig(`${model}/config.json`);
+  const scaling = resolveScaling(loadScaling(a.scaling), { n_routed_experts: config.n_routed_experts, moe_layers: moeLayers(config) });
+  const mine = scaling.actors.filter((x) => x.location === `node:${node}`).map((x) => `${x.kind}/${x.key}`);
+  if (mine.length === 0) {
+    const nodes = [...new Set(scaling.locations.filter((l) => l.startsWith("node:")))].join(", ") || "none";
+    throw new UsageError(`--node ${node}: the scaling config places no actor on node:${node} (its nodes: ${nodes})`);
+  }
+  const url = natsUrl(a.nats);
+  const log = (l: string) => console.error(`[worker ${node}] ${l}`);
+  const nc = await natsConnect(url, `moe-worker-${node}`);
+  log(`connected to ${url}; serving ${mine.join(", ")}`);
+  const rewriteInit = (init: HostInit): HostInit => ({ ...init, config: { ...(init.config as ModelActorsConfig), model } });
+  const server = await serveNode({
+    nc, node, rewriteInit, log, warm: true, system: a.system ?? process.env.MOE_NATS_SYSTEM,
+  });
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === "disconnect" || s.type === "reconnect") log(`NATS ${s.type}`);
+  })();
+  await new Promise<void>((done) => {
+    const stop = async () => {
+      log("stopping");
+      await server.stop();
+      await nc.drain().catch(() => {});
+      done();
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+}

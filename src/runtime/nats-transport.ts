@@ -1,0 +1,255 @@
+// Transport "node:NAME": hosts in other processes or on other hosts, reached over NATS. Each
+// node is a `moe worker` process (nats-node.ts) that serves the actors placed on it. The system
+// side keeps the runtime's hub shape (HostProxy per location); on the wire:
+//   - an ask to an actor is a NATS request on the actor's subject (moe.SYS.a.KIND.KEY), answered
+//     by one member of the queue group of every process hosting that kind+key; a tell is a publish;
+//   - the first frame ("init") is a request to moe.SYS.node.NAME.init, repeated until a node
+//     answers, so a node may start before or after the gateway;
+//   - the node's own asks, tells and events come up on moe.SYS.up.NAME;
+//   - nodes publish heartbeats (with their incarnation and the actors they host) on moe.SYS.hb.NAME:
+//     that is the membership table (directory()), and a node whose heartbeats stop or whose
+//     incarnation changes is treated as a dead host, so HostProxy fails or retries its asks and
+//     waits for it to come back. A lost NATS connection is treated the same way for every node;
+//     the client reconnects forever (maxReconnectAttempts -1) and the nodes are re-initialized.
+// The node named `localNode` (the gateway's own) is hosted in a Bun Worker of this process.
+//
+//   NatsTransport.connect({url, system?, localNode?, ...}) -> NatsTransport { scheme "node",
+//     open(location), directory(), close() }
+import { type Msg, type NatsConnection, type Subscription, connect, errors } from "@nats-io/transport-node";
+import { ActorError, errorText } from "./actor.ts";
+import { decode, encode } from "./codec.ts";
+import type { Frame } from "./frames.ts";
+import { Wire, subjects } from "./nats-wire.ts";
+import type { Link, Transport } from "./transport.ts";
+import { WorkerTransport } from "./worker-transport.ts";
+
+export interface NatsTransportOptions {
+  url?: string;
+  /** Separates systems sharing one NATS server. Default "default". */
+  system?: string;
+  /** The node this process hosts itself (in a Bun Worker). Default "gateway". */
+  localNode?: string;
+  /** A node is dead after this long without a heartbeat. Default 2000. */
+  deadAfterMs?: number;
+  name?: string;
+}
+
+/** What a node's heartbeats say about it. */
+export interface NodeInfo {
+  node: string;
+  inc: string;
+  actors: string[];
+  lastSeen: number;
+}
+
+export interface Heartbeat {
+  node: string;
+  inc: string;
+  actors: string[];
+  bye?: boolean;
+}
+
+export const HEARTBEAT_MS = 300;
+const HANDSHAKE_RETRY_MS = 250;
+const FOREVER_MS = 3_600_000;
+
+export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
+
+export class NatsTransport implements Transport {
+  readonly scheme = "node";
+  readonly subj: ReturnType<typeof subjects>;
+  readonly wire: Wire;
+  private readonly nodes = new Map<string, NodeInfo>();
+  private readonly links = new Set<NodeLink>();
+  private readonly local = new WorkerTransport();
+  private readonly hbSub: Subscription;
+  readonly deadAfterMs: number;
+
+  private constructor(readonly nc: NatsConnection, private readonly o: NatsTransportOptions) {
+    this.subj = subjects(o.system ?? "default");
+    this.wire = new Wire(nc, this.subj.prefix);
+    this.deadAfterMs = o.deadAfterMs ?? 2000;
+    this.hbSub = nc.subscribe(this.subj.hbAll, {
+      callback: (err, msg) => {
+        if (err) return;
+        const hb = decode(msg.data) as Heartbeat;
+        if (hb.bye) this.nodes.delete(hb.node);
+        else this.nodes.set(hb.node, { node: hb.node, inc: hb.inc, actors: hb.actors, lastSeen: performance.now() });
+      },
+    });
+    void this.watchStatus();
+  }
+
+  static async connect(o: NatsTransportOptions = {}): Promise<NatsTransport> {
+    const nc = await natsConnect(o.url ?? DEFAULT_NATS_URL, o.name ?? "moe-gateway");
+    return new NatsTransport(nc, o);
+  }
+
+  open(location: string): Link {
+    const node = location.slice(location.indexOf(":") + 1);
+    if (node === (this.o.localNode ?? "gateway")) return this.local.open(location);
+    const link = new NodeLink(this, node);
+    this.links.add(link);
+    link.forget = () => this.links.delete(link);
+    return link;
+  }
+
+  /** The live nodes, as their heartbeats describe them: who hosts which actors. */
+  directory(): NodeInfo[] {
+    const now = performance.now();
+    return [...this.nodes.values()].filter((n) => now - n.lastSeen <= this.deadAfterMs);
+  }
+
+  node(name: string): NodeInfo | undefined {
+    return this.nodes.get(name);
+  }
+
+  async close(): Promise<void> {
+    for (const l of [...this.links]) l.close();
+    this.hbSub.unsubscribe();
+    this.wire.close();
+    await this.nc.close();
+  }
+
+  private async watchStatus(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type !== "disconnect") continue;
+      for (const l of [...this.links]) l.die("the NATS connection was lost");
+    }
+  }
+}
+
+export function natsConnect(url: string, name: string): Promise<NatsConnection> {
+  return connect({
+    servers: url.split(","), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 5000,
+    // Survive a server that is down when we start as well as one that restarts later.
+    waitOnFirstConnect: true,
+  });
+}
+
+/** The system's link to one remote node. */
+class NodeLink implements Link {
+  forget = () => {};
+  private state: "open" | "closed" | "dead" = "open";
+  private frameCb: (f: Frame) => void = () => {};
+  private exitCb: (reason: string) => void = () => {};
+  private readonly up: Subscription;
+  /** The node's asks to the system, by the id we gave them, until HostProxy answers. */
+  private readonly asks = new Map<number, Msg>();
+  private nextId = 1;
+  private inc: string | null = null;
+  private watchdog: ReturnType<typeof setInterval> | null = null;
+
+  constructor(private readonly t: NatsTransport, readonly node: string) {
+    this.up = t.nc.subscribe(t.subj.up(node), { callback: (err, msg) => void (err || this.fromNode(msg)) });
+  }
+
+  send(f: Frame): void {
+    if (this.state !== "open") return;
+    const { wire, subj } = this.t;
+    switch (f.t) {
+      case "init":
+        return void this.handshake(f);
+      case "req":
+        if (f.id === 0) return wire.publish(subj.actor(f.to), encode(f));
+        wire.request(subj.actor(f.to), encode(f), (f.timeoutMs ?? FOREVER_MS) + 1000).then(
+          (bytes) => this.state === "open" && this.frameCb({ ...(decode(bytes) as Frame & { t: "rep" }), id: f.id }),
+          (err) => this.requestFailed(f, err),
+        );
+        return;
+      case "rep": {
+        const msg = this.asks.get(f.id);
+        this.asks.delete(f.id);
+        if (msg) wire.respond(msg, encode(f));
+        return;
+      }
+      case "ctl":
+        return wire.publish(subj.ctl(this.node), encode(f));
+      case "stop":
+        // A node outlives the gateway: it passivates on its own SIGTERM, not on ours.
+        return queueMicrotask(() => this.frameCb({ t: "stopped" }));
+    }
+  }
+
+  onFrame(cb: (f: Frame) => void): void {
+    this.frameCb = cb;
+  }
+
+  onExit(cb: (reason: string) => void): void {
+    this.exitCb = cb;
+  }
+
+  kill(reason = "killed"): void {
+    this.die(reason);
+  }
+
+  close(): void {
+    if (this.state === "open") this.state = "closed";
+    this.release();
+  }
+
+  /** The node is gone (or unreachable): HostProxy fails or retries what was in flight, then re-opens. */
+  die(reason: string): void {
+    if (this.state !== "open") return;
+    this.state = "dead";
+    this.release();
+    this.exitCb(`node:${this.node}: ${reason}`);
+  }
+
+  private release(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.up.unsubscribe();
+    this.asks.clear();
+    this.forget();
+  }
+
+  /** Ask until a node answers: it may not have started yet, or be restarting. */
+  private async handshake(f: Frame): Promise<void> {
+    while (this.state === "open") {
+      try {
+        const r = decode(await this.t.wire.request(this.t.subj.init(this.node), encode(f), 5000)) as Frame & { inc?: string };
+        if (this.state !== "open") return;
+        if (r.t === "fatal") return this.frameCb(r);
+        this.inc = r.inc ?? null;
+        this.watchdog = setInterval(() => this.check(), HEARTBEAT_MS);
+        return this.frameCb(r);
+      } catch {
+        await Bun.sleep(HANDSHAKE_RETRY_MS);
+      }
+    }
+  }
+
+  private check(): void {
+    const info = this.t.node(this.node);
+    if (!info || performance.now() - info.lastSeen > this.t.deadAfterMs) return this.die(`no heartbeat for ${this.t.deadAfterMs} ms`);
+    if (this.inc && info.inc !== this.inc) this.die("the node restarted");
+  }
+
+  private async fromNode(msg: Msg): Promise<void> {
+    let f: Frame;
+    try {
+      f = decode(await this.t.wire.unpack(msg.data)) as Frame;
+    } catch (err) {
+      return console.error(`[nats] node:${this.node}: dropped an unreadable frame: ${errorText(err)}`);
+    }
+    if (this.state !== "open") return;
+    if (f.t === "req" && f.id !== 0 && msg.reply) {
+      const id = this.nextId++;
+      this.asks.set(id, msg);
+      return this.frameCb({ ...f, id });
+    }
+    this.frameCb(f);
+  }
+
+  private requestFailed(f: Extract<Frame, { t: "req" }>, err: unknown): void {
+    if (this.state !== "open") return;
+    const cause = (err as Error)?.cause ?? err;
+    if (cause instanceof errors.TimeoutError) {
+      // The system's own timer normally fires first; this one only guards a lost reply.
+      const e = new ActorError(`ask to ${f.to} over NATS timed out`, "timeout", f.to);
+      return this.frameCb({ t: "rep", id: f.id, error: e.toInfo() });
+    }
+    if (cause instanceof errors.NoRespondersError) return this.die(`no responder for ${f.to}`);
+    this.die(`request to ${f.to} failed: ${errorText(err)}`);
+  }
+}
