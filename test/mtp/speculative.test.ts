@@ -90,6 +90,22 @@ describe("fortune-dsv3 acceptance and sampling", () => {
     }
   });
 
+  test("greedy k=1,3 stays identical when a small KV cache preempts and recomputes sequences", async () => {
+    const prompts = Array.from({ length: 6 }, (_, i) => [0, 10 + i, 20 + i, 30, 40 + i, 50]);
+    const plain = new ModelEngine(backend);
+    const want = await Promise.all(prompts.map((p) => run(plain, p, params(40))));
+    const small = await createBackend({ model: FORTUNE, scaling: "direct", mtp: true, pages: 12, pageSize: 8 });
+    try {
+      for (const k of [1, 3]) {
+        const spec = new ModelEngine(small, { speculative: { k } });
+        expect(await Promise.all(prompts.map((p) => run(spec, p, params(40))))).toEqual(want);
+        expect(spec.stats().kv_blocks_used).toBe(0);
+      }
+    } finally {
+      await small.close();
+    }
+  });
+
   test("stops at max_tokens exactly even when drafts would run past it", async () => {
     const spec = new ModelEngine(backend, { speculative: { k: 3 } });
     for (const m of [1, 2, 5]) expect((await run(spec, PROMPTS[0], params(m))).length).toBe(m);
