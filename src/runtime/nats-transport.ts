@@ -51,6 +51,9 @@ export interface Heartbeat {
 
 export const HEARTBEAT_MS = 300;
 const HANDSHAKE_RETRY_MS = 250;
+// Short, and repeated: a request sent while the client reconnects can be lost without an error.
+// A host that takes longer to start answers a later repeat (the node queues them).
+const HANDSHAKE_TIMEOUT_MS = 1000;
 const FOREVER_MS = 3_600_000;
 
 export const DEFAULT_NATS_URL = "nats://127.0.0.1:4222";
@@ -207,7 +210,7 @@ class NodeLink implements Link {
   private async handshake(f: Frame): Promise<void> {
     while (this.state === "open") {
       try {
-        const r = decode(await this.t.wire.request(this.t.subj.init(this.node), encode(f), 5000)) as Frame & { inc?: string };
+        const r = decode(await this.t.wire.request(this.t.subj.init(this.node), encode(f), HANDSHAKE_TIMEOUT_MS)) as Frame & { inc?: string };
         if (this.state !== "open") return;
         if (r.t === "fatal") return this.frameCb(r);
         this.inc = r.inc ?? null;

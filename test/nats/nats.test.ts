@@ -1,0 +1,91 @@
+// Actors across processes over NATS: a nats-server on a free loopback port, `moe worker` processes
+// for the expert (and attention) nodes, and the gateway side in this process. Skipped, with a
+// message, where nats-server is missing and cannot be installed.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { ModelEngine } from "../../src/engine/engine.ts";
+import { collect, greedy } from "../golden/suite.ts";
+import { Golden } from "../helpers/golden.ts";
+import { type Cluster, MODEL, root, startCluster } from "./cluster.ts";
+
+const skip = process.env.MOE_SKIP_NATS ? "MOE_SKIP_NATS is set" : (await import("./cluster.ts")).natsUnavailable();
+if (skip) console.warn(`[nats tests] SKIPPED: ${skip}`);
+const g = new Golden(MODEL);
+const want = g.json.batch.completions as number[][];
+const prompts = [g.ids("batch.prompt0"), g.ids("batch.prompt1")];
+
+/** n streams, each `rounds` greedy requests in a row; each request ends "ok", "wrong tokens" or its error. */
+async function load(engine: ModelEngine, n: number, tag: string, rounds = 1): Promise<string[]> {
+  const streams = await Promise.all(Array.from({ length: n }, async (_, i) => {
+    const out: string[] = [];
+    for (let k = 0; k < rounds; k++) {
+      try {
+        const ids = await collect(engine, `${tag}-${i}-${k}`, prompts[i % 2]!, greedy(want[i % 2]!.length));
+        out.push(JSON.stringify(ids) === JSON.stringify(want[i % 2]) ? "ok" : "wrong tokens");
+      } catch (err) {
+        out.push(`error: ${(err as Error).message}`);
+      }
+    }
+    return out;
+  }));
+  return streams.flat();
+}
+
+const counts = (r: string[]) => r.reduce<Record<string, number>>((m, x) => ((m[x.startsWith("error") ? "error" : x] = (m[x.startsWith("error") ? "error" : x] ?? 0) + 1), m), {});
+
+describe.skipIf(!!skip)("over NATS: gateway + two expert worker processes", () => {
+  let c: Cluster;
+  beforeAll(async () => (c = await startCluster(`${root}configs/scaling/nats-2-expert-nodes.yaml`, ["experts-a", "experts-b"])), 30_000);
+  afterAll(async () => c?.close(), 15_000);
+
+  test("greedy completions equal the golden continuations", async () => {
+    const out = await Promise.all(prompts.map((p, i) => collect(c.engine, `g${i}`, p, greedy(want[i]!.length))));
+    expect(out).toEqual(want);
+  }, 20_000);
+
+  test("16 concurrent greedy streams complete with no errors", async () => {
+    expect(counts(await load(c.engine, 16, "c16"))).toEqual({ ok: 16 });
+  }, 30_000);
+
+  test("the nodes and their actors are in the heartbeat directory", () => {
+    const dir = Object.fromEntries(c.transport.directory().map((n) => [n.node, n.actors]));
+    expect(dir).toEqual({ "experts-a": ["expert/0"], "experts-b": ["expert/1"] });
+  });
+
+  test("killing an expert worker during load: requests fail clearly or are retried; after restart all succeed", async () => {
+    const running = load(c.engine, 8, "kill", 6);
+    await Bun.sleep(200);
+    await c.workers[0]!.kill("SIGKILL");
+    await Bun.sleep(300);
+    c.workers[0]!.start();
+    const r = await running;
+    console.log(`[nats tests] worker killed during load: ${JSON.stringify(counts(r))}`, r.find((x) => x.startsWith("error")) ?? "");
+    // Every request ended (nothing hangs); the router's asks to experts retry, so most succeed.
+    for (const x of r) expect(x === "ok" || /host_down|died|node:experts-a|timed out|gave up/.test(x)).toBe(true);
+    expect(counts(await load(c.engine, 8, "after-kill"))).toEqual({ ok: 8 });
+  }, 40_000);
+
+  test("restarting nats-server during load: the system recovers without restarting any process", async () => {
+    const pids = c.workers.map((w) => w.proc!.pid);
+    const running = load(c.engine, 8, "nats", 6);
+    await Bun.sleep(200);
+    await c.server.stop();
+    await Bun.sleep(300);
+    await c.server.start();
+    const r = await running;
+    console.log(`[nats tests] nats-server restarted during load: ${JSON.stringify(counts(r))}`, r.find((x) => x.startsWith("error")) ?? "");
+    for (const x of r) expect(x === "ok" || /host_down|NATS|timed out|gave up|unreachable/.test(x)).toBe(true);
+    expect(counts(await load(c.engine, 8, "after-nats"))).toEqual({ ok: 8 });
+    expect(c.workers.map((w) => w.proc!.pid)).toEqual(pids);
+    expect(c.workers.every((w) => w.proc!.exitCode === null)).toBe(true);
+  }, 40_000);
+});
+
+describe.skipIf(!!skip)("over NATS: two attention replicas on two nodes sharing the expert nodes", () => {
+  let c: Cluster;
+  beforeAll(async () => (c = await startCluster(`${root}configs/scaling/nats-2-attention-nodes.yaml`, ["attention-b", "experts-a", "experts-b"])), 30_000);
+  afterAll(async () => c?.close(), 15_000);
+
+  test("greedy completions on both replicas equal the golden continuations", async () => {
+    expect(counts(await load(c.engine, 8, "dp"))).toEqual({ ok: 8 });
+  }, 30_000);
+});
