@@ -89,3 +89,35 @@ describe.skipIf(!!skip)("over NATS: two attention replicas on two nodes sharing 
     expect(counts(await load(c.engine, 8, "dp"))).toEqual({ ok: 8 });
   }, 30_000);
 });
+
+describe.skipIf(!!skip)("NATS wire and worker command", () => {
+  test("payloads above max_payload are chunked and reassembled, both ways", async () => {
+    const { NatsServer } = await import("./cluster.ts");
+    const { connect } = await import("@nats-io/transport-node");
+    const { Wire } = await import("../../src/runtime/nats-wire.ts");
+    const { decode, encode } = await import("../../src/runtime/codec.ts");
+    const server = new NatsServer();
+    await server.start();
+    const [a, b] = await Promise.all([connect({ servers: server.url }), connect({ servers: server.url })]);
+    try {
+      const wa = new Wire(a, "moe.t"), wb = new Wire(b, "moe.t");
+      b.subscribe("moe.t.echo", { queue: "q", callback: async (_e, m) => wb.respond(m, await wb.unpack(m.data)) });
+      await b.flush();
+      const x = Float32Array.from({ length: (3 << 20) / 4 }, (_, i) => i);
+      expect(encode({ x }).byteLength).toBeGreaterThan(a.info!.max_payload);
+      const back = decode(await wa.request("moe.t.echo", encode({ x }), 10_000)) as { x: Float32Array };
+      expect(back.x).toEqual(x);
+      wa.close();
+      wb.close();
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await server.stop();
+    }
+  });
+
+  test("worker refuses a node the scaling config does not name", async () => {
+    const p = Bun.spawn([process.execPath, `${root}src/cli.ts`, "worker", "--model", MODEL, "--scaling", `${root}configs/scaling/nats-2-expert-nodes.yaml`, "--node", "nope"], { stderr: "pipe", stdout: "ignore" });
+    expect(await p.exited).not.toBe(0);
+    expect(await new Response(p.stderr).text()).toContain("places no actor on node:nope (its nodes: node:gateway, node:experts-a, node:experts-b)");
+  });
+});
