@@ -4,7 +4,8 @@
 // SIGTERM. The gateway's system sends the actors' config (KV pages, tables); this process only
 // swaps in its own path to the checkpoint, which may differ between hosts.
 //
-//   natsTransportsFor(scalingPath, url?, system?) -> Transport[]   for the gateway side (serve)
+//   natsTransportsFor(scalingPath, url?, system?) -> NatsTransport[] (empty without node: locations),
+//     for the gateway side (serve); close() them after the engine
 import { resolve } from "node:path";
 import { loadModelConfig } from "../config/model.ts";
 import { loadScaling, resolveScaling } from "../config/scaling.ts";
@@ -13,7 +14,6 @@ import type { ModelActorsConfig } from "../protocol.ts";
 import type { HostInit } from "../runtime/frames.ts";
 import { serveNode } from "../runtime/nats-node.ts";
 import { DEFAULT_NATS_URL, NatsTransport, natsConnect } from "../runtime/nats-transport.ts";
-import type { Transport } from "../runtime/transport.ts";
 import { UsageError, parse } from "./args.ts";
 
 export function natsUrl(flag?: string): string {
@@ -25,7 +25,7 @@ export function natsUrl(flag?: string): string {
  * "node:NAME", none otherwise. The gateway hosts the node named by the config's top-level
  * `placement` itself (in a Bun worker); every other node is a `moe worker` process.
  */
-export async function natsTransportsFor(scalingPath: string, url?: string, system?: string): Promise<Transport[]> {
+export async function natsTransportsFor(scalingPath: string, url?: string, system?: string): Promise<NatsTransport[]> {
   const cfg = loadScaling(scalingPath);
   const locs = [cfg.placement, ...Object.values(cfg.actors).flatMap((k) => (k.placement === undefined ? [] : [k.placement].flat()))];
   if (!locs.some((l) => l.startsWith("node:"))) return [];
