@@ -101,7 +101,7 @@ describe.skipIf(!!skip)("NATS wire and worker command", () => {
     const [a, b] = await Promise.all([connect({ servers: server.url }), connect({ servers: server.url })]);
     try {
       const wa = new Wire(a, "moe.t"), wb = new Wire(b, "moe.t");
-      b.subscribe("moe.t.echo", { queue: "q", callback: async (_e, m) => wb.respond(m, await wb.unpack(m.data)) });
+      b.subscribe("moe.t.echo", { queue: "q", callback: (_e, m) => void wb.unpack(m.data).then((d) => wb.respond(m, d)) });
       await b.flush();
       const x = Float32Array.from({ length: (3 << 20) / 4 }, (_, i) => i);
       expect(encode({ x }).byteLength).toBeGreaterThan(a.info!.max_payload);
