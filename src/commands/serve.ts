@@ -7,6 +7,7 @@ import { ModelEngine } from "../engine/engine.ts";
 import { createBackend } from "../engine/load.ts";
 import { createApp, serveApp } from "../gateway/index.ts";
 import { loadTokenizer } from "../tokenizer/index.ts";
+import { natsTransportsFor } from "./worker.ts";
 import { DEFAULT_MODEL, DEFAULT_SCALING, UsageError, num, parse } from "./args.ts";
 
 export async function serveCommand(argv: string[]): Promise<void> {
@@ -23,8 +24,11 @@ export async function serveCommand(argv: string[]): Promise<void> {
   if (a.speculative !== undefined && a.speculative !== "mtp") throw new UsageError(`--speculative ${a.speculative}: only "mtp" is supported`);
   const draftTokens = num(a["draft-tokens"], "draft-tokens", 1, (n) => Number.isInteger(n) && n > 0);
   const speculative = a.speculative === "mtp" ? { k: draftTokens } : undefined;
+  const scaling = a.scaling ?? DEFAULT_SCALING;
+  // Configs that place actors on node:NAME reach them over NATS (--nats or NATS_URL); others get none.
+  const transports = scaling === "direct" ? [] : await natsTransportsFor(scaling, a.nats);
   const backend = await createBackend({
-    model, mtp: speculative !== undefined, scaling: a.scaling ?? DEFAULT_SCALING, kvTokens: num(a["kv-cache-tokens"], "kv-cache-tokens", 16384, pos),
+    model, mtp: speculative !== undefined, scaling, transports, kvTokens: num(a["kv-cache-tokens"], "kv-cache-tokens", 16384, pos),
   });
   const engine = new ModelEngine(backend, {
     servedModelName: a["served-model-name"] ?? basename(model),
@@ -42,6 +46,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const stop = async () => {
     server.stop(true);
     await engine.close();
+    await Promise.all(transports.map((t) => t.close()));
     process.exit(0);
   };
   process.on("SIGINT", stop);

@@ -1,5 +1,6 @@
 // Builds the model backend a command asks for: the actors of a scaling config, or the plain
 // in-thread model (`--scaling direct`).
+import type { Transport } from "../runtime/transport.ts";
 import type { ModelBackend } from "./backend.ts";
 import { DirectBackend } from "./direct.ts";
 
@@ -13,6 +14,7 @@ export interface BackendOptions {
   pageSize?: number;
   mtp?: boolean;
   kvTokens?: number; // KV cache size in tokens per attention replica
+  transports?: Transport[]; // extra transports, e.g. NATS for node:NAME placements
 }
 
 export async function createBackend(o: BackendOptions): Promise<ModelBackend> {
