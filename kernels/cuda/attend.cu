@@ -1,0 +1,143 @@
+/* MLA attention: one block per (query, head) with an online softmax over tiles of keys; the
+ * paged absorbed form (keys and values are the cached latent) and the naive expanded form share
+ * the loop. cu_q and ctx_len are HOST arrays (common.cuh); the block tables are device memory. */
+#include <vector>
+#include "common.cuh"
+
+#define ATT_THREADS 128
+#define ATT_TILE 32 /* keys scored per step, one warp per key */
+
+/* Keys of the paged latent cache: key = value = the cached latent of a slot. */
+struct PagedKeys {
+  const float *kv, *pe;
+  const int32_t *bt;
+  int64_t page, C, dr;
+  __device__ int64_t row(int64_t i) const { return (int64_t)bt[i / page] * page + i % page; }
+  __device__ const float *key(int64_t r) const { return kv + r * C; }
+  __device__ const float *rope(int64_t r) const { return pe + r * dr; }
+  __device__ const float *val(int64_t r) const { return kv + r * C; }
+};
+
+/* Keys of the expanded form: kv [L, H, dn+dv] (k_nope then v) and the shared k_pe [L, dr]. */
+struct ExpandedKeys {
+  const float *kv, *kpe;
+  int64_t ldkv, off, dn, dr;
+  __device__ int64_t row(int64_t i) const { return i; }
+  __device__ const float *key(int64_t r) const { return kv + r * ldkv + off; }
+  __device__ const float *rope(int64_t r) const { return kpe + r * dr; }
+  __device__ const float *val(int64_t r) const { return kv + r * ldkv + off + dn; }
+};
+
+/* out[0..dv) = softmax_i((qk . key_i + qr . rope_i) * scale) . val_i over i = 0..last.
+ * qk [dk] and qr [dr] are in shared memory; acc [dv] is shared scratch. Every thread keeps the
+ * same running max and denominator (same values, same order). */
+template <class Keys>
+static __device__ void attend_one(const Keys &K, int64_t last, const float *qk, int64_t dk, const float *qr,
+                                  int64_t dr, float *acc, int64_t dv, float scale, float *out) {
+  __shared__ float p[ATT_TILE];
+  __shared__ int64_t rows[ATT_TILE];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5;
+  for (int64_t c = tid; c < dv; c += blockDim.x) acc[c] = 0.f;
+  float m = -INFINITY, l = 0.f;
+  for (int64_t i0 = 0; i0 <= last; i0 += ATT_TILE) {
+    const int n = (int)min64(ATT_TILE, last + 1 - i0);
+    for (int j = warp; j < n; j += nw) {
+      const int64_t r = K.row(i0 + j);
+      const float *k = K.key(r), *kr = K.rope(r);
+      float a = 0.f, b = 0.f;
+      for (int64_t c = lane; c < dk; c += 32) a += qk[c] * k[c];
+      for (int64_t c = lane; c < dr; c += 32) b += qr[c] * kr[c];
+      a = warp_sum(a);
+      b = warp_sum(b);
+      if (lane == 0) p[j] = (a + b) * scale, rows[j] = r;
+    }
+    __syncthreads();
+    float mt = m;
+    for (int j = 0; j < n; j++) mt = fmaxf(mt, p[j]);
+    const float alpha = expf(m - mt); /* 0 on the first tile (m = -inf) */
+    __syncthreads(); /* every thread has read the scores before they become weights */
+    if (tid < n) p[tid] = expf(p[tid] - mt);
+    __syncthreads();
+    float sum = 0.f;
+    for (int j = 0; j < n; j++) sum += p[j];
+    l = l * alpha + sum;
+    m = mt;
+    for (int64_t c = tid; c < dv; c += blockDim.x) {
+      float v = acc[c] * alpha;
+      for (int j = 0; j < n; j++) v += p[j] * K.val(rows[j])[c];
+      acc[c] = v;
+    }
+    __syncthreads(); /* before the next tile overwrites p and rows */
+  }
+  for (int64_t c = tid; c < dv; c += blockDim.x) out[c] = acc[c] / l;
+}
+
+/* Query rows: (row t, sequence s, position) triples uploaded with the launch. */
+__global__ __launch_bounds__(ATT_THREADS) void attend_kernel(float *o_lat, const float *q_lat, const float *q,
+                                                           const float *kv_cache, const float *pe_cache,
+                                                           const int32_t *block_tables, int64_t max_blocks,
+                                                           const int32_t *rows, int64_t H, int64_t C, int64_t dn,
+                                                           int64_t dr, int64_t page_size, float scale) {
+  MOE_DYN_SMEM(smem);
+  float *qs = (float *)smem, *acc = qs + C + dr;
+  const int64_t t = rows[3 * blockIdx.x], s = rows[3 * blockIdx.x + 1], pos = rows[3 * blockIdx.x + 2];
+  const int64_t h = blockIdx.y;
+  const float *ql = q_lat + (t * H + h) * C, *qp = q + (t * H + h) * (dn + dr) + dn;
+  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) qs[i] = ql[i];
+  for (int64_t i = threadIdx.x; i < dr; i += blockDim.x) qs[C + i] = qp[i];
+  __syncthreads();
+  PagedKeys K = {kv_cache, pe_cache, block_tables + s * max_blocks, page_size, C, dr};
+  attend_one(K, pos, qs, C, qs + C, dr, acc, C, scale, o_lat + (t * H + h) * C);
+}
+
+int moe_mla_attend(float *o_lat, const float *q_lat, const float *q, const float *kv_cache, const float *pe_cache,
+                   const int32_t *block_tables, int64_t max_blocks, const int32_t *cu_q, const int32_t *ctx_len,
+                   int64_t S, int64_t H, int64_t C, int64_t dn, int64_t dr, int64_t page_size, float softmax_scale,
+                   void *stream) {
+  CHECK_PTR(o_lat); CHECK_PTR(q_lat); CHECK_PTR(q); CHECK_PTR(kv_cache); CHECK_PTR(pe_cache);
+  CHECK_PTR(block_tables); CHECK_PTR(cu_q); CHECK_PTR(ctx_len); CHECK_POS(page_size);
+  std::vector<int32_t> rows;
+  for (int64_t s = 0; s < S; s++) {
+    int64_t n = cu_q[s + 1] - cu_q[s];
+    CHECK(n >= 0 && n <= ctx_len[s], "moe_mla_attend: sequence %lld has %lld queries but %d cached positions", (long long)s, (long long)n, ctx_len[s]);
+    CHECK(ctx_len[s] <= max_blocks * page_size, "moe_mla_attend: sequence %lld overflows its block table", (long long)s);
+    for (int64_t j = 0; j < n; j++)
+      rows.insert(rows.end(), {(int32_t)(cu_q[s] + j), (int32_t)s, (int32_t)(ctx_len[s] - n + j)});
+  }
+  if (rows.empty()) return MOE_OK;
+  size_t smem = (size_t)(2 * C + dr) * sizeof(float);
+  CHECK(smem <= 48 * 1024 && H <= 65535, "moe_mla_attend: C %lld / H %lld exceed the device kernel", (long long)C, (long long)H);
+  void *drows = NULL;
+  int st = moe_tmp_upload(&drows, rows.data(), rows.size() * sizeof(int32_t), stream, __func__);
+  if (st) return st;
+  MOE_LAUNCH(dim3((unsigned)(rows.size() / 3), (unsigned)H), ATT_THREADS, smem, stream, attend_kernel)(
+      o_lat, q_lat, q, kv_cache, pe_cache, block_tables, max_blocks, (const int32_t *)drows, H, C, dn, dr, page_size, softmax_scale);
+  st = moe_launched(__func__);
+  moe_tmp_free(drows, stream);
+  return st;
+}
+
+__global__ __launch_bounds__(ATT_THREADS) void attend_naive_kernel(float *out, const float *q, const float *kv,
+                                                                 const float *k_pe, int64_t q_pos0, int64_t H,
+                                                                 int64_t dn, int64_t dr, int64_t dv, float scale) {
+  MOE_DYN_SMEM(smem);
+  float *qs = (float *)smem, *acc = qs + dn + dr;
+  const int64_t t = blockIdx.x, h = blockIdx.y;
+  const float *qh = q + (t * H + h) * (dn + dr);
+  for (int64_t i = threadIdx.x; i < dn + dr; i += blockDim.x) qs[i] = qh[i];
+  __syncthreads();
+  ExpandedKeys K = {kv, k_pe, H * (dn + dv), h * (dn + dv), dn, dr};
+  attend_one(K, q_pos0 + t, qs, dn, qs + dn, dr, acc, dv, scale, out + (t * H + h) * dv);
+}
+
+int moe_mla_attend_naive(float *out, const float *q, const float *kv, const float *k_pe, int64_t T, int64_t L,
+                         int64_t q_pos0, int64_t H, int64_t dn, int64_t dr, int64_t dv, float softmax_scale,
+                         void *stream) {
+  CHECK_PTR(out); CHECK_PTR(q); CHECK_PTR(kv); CHECK_PTR(k_pe); CHECK_POS(H);
+  CHECK(q_pos0 + T <= L, "moe_mla_attend_naive: queries reach position %lld beyond %lld keys", (long long)(q_pos0 + T), (long long)L);
+  if (T <= 0) return MOE_OK;
+  size_t smem = (size_t)(dn + dr + dv) * sizeof(float);
+  CHECK(smem <= 48 * 1024 && H <= 65535, "moe_mla_attend_naive: head dims / H %lld exceed the device kernel", (long long)H);
+  MOE_LAUNCH(dim3((unsigned)T, (unsigned)H), ATT_THREADS, smem, stream, attend_naive_kernel)(out, q, kv, k_pe, q_pos0, H, dn, dr, dv, softmax_scale);
+  return moe_launched(__func__);
+}
