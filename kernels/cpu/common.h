@@ -1,4 +1,5 @@
-/* Shared helpers of the CPU backend: error reporting, weight decoding, the parallel loop. */
+/* Shared helpers of the CPU backend: error reporting, weight decoding, the parallel loop, and the
+ * table of ISA-specific primitives (portable, AVX2/FMA, AVX-512) chosen once at load time. */
 #ifndef MOE_CPU_COMMON_H
 #define MOE_CPU_COMMON_H
 #include <stdint.h>
@@ -28,6 +29,7 @@ static inline uint16_t load_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2)
 static inline float load_f32(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
 
 int moe_check_dtype(int32_t dtype, const float *scale, const char *fn);
+static inline int64_t moe_dtype_size(int32_t dtype) { return dtype == MOE_F32 ? 4 : dtype == MOE_BF16 ? 2 : 1; }
 
 /* Decodes W[row, 0..K) into f32 (F8 rows multiplied by their block scales). */
 void moe_decode_row(float *dst, const void *w, const float *scale, int32_t dtype, int64_t row,
@@ -47,5 +49,49 @@ static inline float moe_dot(const float *a, const float *b, int64_t n) {
 /* Runs fn(ctx, begin, end) over [0, n) split across the worker threads. */
 typedef void (*moe_range_fn)(void *ctx, int64_t begin, int64_t end);
 void moe_parallel_for(int64_t n, int64_t min_chunk, moe_range_fn fn, void *ctx);
+
+/* Per-thread grow-only scratch (slot < 4): hot kernels never malloc per call. NULL on OOM. */
+float *moe_scratch(int slot, int64_t floats);
+
+/* "NT" matmul: out[t*ldo + n] (+)= sum_{k<K} x[xrow(t)*ldx + k] * W(row0 + n, k), where W row r
+ * starts at w + r*ldw elements of the stored dtype and an F8 element (r, k) is scaled by
+ * scale[(r/128) * ceil(ldw/128) + k/128]. xrow(t) = xrows ? xrows[t] : t. */
+typedef struct {
+  float *out; int64_t ldo;
+  const float *x; int64_t ldx; const int32_t *xrows;
+  const void *w; int64_t ldw; const float *scale; int32_t dtype;
+  int64_t row0, K;
+  int accum;
+} moe_gemm_nt;
+
+/* "NN" matmul: out[t*ldo + n] (+)= sum_{k<K} a[t*lda + k] * W(row0 + k, n) for n < N, W as above
+ * (so an F8 element (r, n) is scaled by scale[(r/128) * ceil(ldw/128) + n/128]). */
+typedef struct {
+  float *out; int64_t ldo;
+  const float *a; int64_t lda;
+  const void *w; int64_t ldw; const float *scale; int32_t dtype;
+  int64_t row0, K, N;
+  int accum;
+} moe_gemm_nn;
+
+/* The primitives every ISA implements; each runs on the calling thread only. */
+typedef struct {
+  const char *name;
+  /* tokens [t0, t1), output rows [n0, n1) of an NT problem (cache-blocked and register-tiled). */
+  void (*gemm_nt)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, int64_t n1);
+  /* tokens [t0, t1) of an NN problem, all N columns. */
+  void (*gemm_nn)(const moe_gemm_nn *g, int64_t t0, int64_t t1);
+  /* p[i] = exp(p[i] * scale - max) over n, normalized to sum 1 when norm (softmax). */
+  void (*softmax)(float *p, int64_t n, float scale);
+  /* out[i] = silu(g[i]) * u[i] */
+  void (*silu_mul)(float *out, const float *g, const float *u, int64_t n);
+} moe_cpu_ops;
+
+extern const moe_cpu_ops *moe_ops;
+extern const moe_cpu_ops moe_ops_portable, moe_ops_avx2, moe_ops_avx512;
+const char *moe_cpu_isa(void); /* not in the ABI: which table is active (for tests and benches) */
+
+/* Parallel NT matmul over T tokens and N output rows (the driver moe_linear uses). */
+void moe_gemm_nt_run(const moe_gemm_nt *g, int64_t T, int64_t N);
 
 #endif

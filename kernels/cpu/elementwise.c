@@ -10,7 +10,7 @@ int moe_rmsnorm(float *out, int64_t ldo, const float *x, int64_t ldx, const void
   CHECK(w_dtype != MOE_F8E4M3, "moe_rmsnorm: norm weights are BF16 or F32");
   int st = moe_check_dtype(w_dtype, NULL, __func__);
   if (st) return st;
-  float *wf = malloc((size_t)D * 4);
+  float *wf = moe_scratch(0, D);
   if (!wf) return moe_fail(MOE_ENOMEM, "moe_rmsnorm: out of memory");
   moe_decode_row(wf, w, NULL, w_dtype, 0, D);
   for (int64_t t = 0; t < T; t++) {
@@ -21,7 +21,6 @@ int moe_rmsnorm(float *out, int64_t ldo, const float *x, int64_t ldx, const void
     float r = 1.0f / sqrtf((float)(ss / (double)D) + eps);
     for (int64_t i = 0; i < D; i++) o[i] = xr[i] * r * wf[i];
   }
-  free(wf);
   return MOE_OK;
 }
 
@@ -66,11 +65,7 @@ int moe_silu_mul(float *out, int64_t ldo, const float *g, int64_t ldg, const flo
                  int64_t ldu, int64_t T, int64_t I, void *stream) {
   (void)stream;
   CHECK_PTR(out); CHECK_PTR(g); CHECK_PTR(u); CHECK_NONNEG(T); CHECK_POS(I);
-  for (int64_t t = 0; t < T; t++)
-    for (int64_t i = 0; i < I; i++) {
-      float a = g[t * ldg + i];
-      out[t * ldo + i] = a / (1.0f + expf(-a)) * u[t * ldu + i];
-    }
+  for (int64_t t = 0; t < T; t++) moe_ops->silu_mul(out + t * ldo, g + t * ldg, u + t * ldu, I);
   return MOE_OK;
 }
 

@@ -59,6 +59,7 @@ int moe_gate(int32_t *ids, float *weights, const float *x, int64_t ldx, const vo
              float route_scale, void *stream) {
   (void)stream;
   CHECK_PTR(ids); CHECK_PTR(weights); CHECK_PTR(x); CHECK_PTR(w);
+  CHECK(ldx >= D, "moe_gate: ldx %lld below D %lld", (long long)ldx, (long long)D);
   CHECK_NONNEG(T); CHECK_POS(D); CHECK_POS(E); CHECK_POS(n_group); CHECK_POS(k);
   CHECK(E % n_group == 0, "moe_gate: %lld experts do not split into %lld groups", (long long)E, (long long)n_group);
   CHECK(topk_group >= 1 && topk_group <= n_group, "moe_gate: topk_group %lld outside [1, %lld]", (long long)topk_group, (long long)n_group);
@@ -66,16 +67,14 @@ int moe_gate(int32_t *ids, float *weights, const float *x, int64_t ldx, const vo
   CHECK(score_func == MOE_SIGMOID || score_func == MOE_SOFTMAX, "moe_gate: unknown score function %d", score_func);
   int st = moe_check_dtype(w_dtype, NULL, __func__);
   if (st) return st;
-  float *buf = malloc((size_t)(2 * E + D + n_group) * 4 + (size_t)E + (size_t)n_group);
-  if (!buf) return moe_fail(MOE_ENOMEM, "moe_gate: out of memory");
-  float *scores = buf, *biased = buf + E, *row = buf + 2 * E, *group = buf + 2 * E + D;
+  /* The logits are one NT matmul (parallel over experts for long prompts); the top-k per token
+   * is cheap scalar work. Buffers are per-thread scratch, not per-call allocations. */
+  float *all = moe_scratch(0, T * E + 2 * E + n_group + (E + n_group + 3) / 4 + 1);
+  if (!all) return moe_fail(MOE_ENOMEM, "moe_gate: out of memory");
+  float *scores = all + T * E, *biased = scores + E, *group = biased + E;
   unsigned char *taken = (unsigned char *)(group + n_group);
-  float *all = malloc((size_t)(T * E) * 4);
-  if (!all) { free(buf); return moe_fail(MOE_ENOMEM, "moe_gate: out of memory"); }
-  for (int64_t e = 0; e < E; e++) {
-    moe_decode_row(row, w, NULL, w_dtype, e, D);
-    for (int64_t t = 0; t < T; t++) all[t * E + e] = moe_dot(x + t * ldx, row, D);
-  }
+  moe_gemm_nt g = {all, E, x, ldx, NULL, w, D, NULL, w_dtype, 0, D, 0};
+  moe_gemm_nt_run(&g, T, E);
   for (int64_t t = 0; t < T; t++) {
     float *s = all + t * E;
     if (score_func == MOE_SIGMOID) {
@@ -89,7 +88,5 @@ int moe_gate(int32_t *ids, float *weights, const float *x, int64_t ldx, const vo
     gate_token(ids + t * k, weights + t * k, scores, bias, biased, group, taken, E, n_group,
                topk_group, k, norm_topk, route_scale);
   }
-  free(all);
-  free(buf);
   return MOE_OK;
 }

@@ -1,31 +1,23 @@
-/* Matmul against a stored weight: out[t, n] = x[t, :] . W[row0 + n, :].
- * Each weight row is decoded once into f32 (F8 times its block scale, exactly the reference's
- * dequantisation) and reused for every token, so a batch reads the weights once. */
-#include <stdlib.h>
+/* Matmul against a stored weight: out[t, n] = x[t, :] . W[row0 + n, :], and the parallel driver
+ * the other kernels share. Threads split the output rows (in groups of the 4-row register tile),
+ * so every weight byte is read once per call, whatever T is. */
 #include "common.h"
 
-typedef struct {
-  float *out; int64_t ldo; const float *x; int64_t ldx;
-  const void *w; const float *scale; int32_t dtype; int64_t row0, T, K;
-} linear_ctx;
+typedef struct { const moe_gemm_nt *g; int64_t T, N; } nt_job;
 
-static void linear_rows(void *p, int64_t n0, int64_t n1) {
-  linear_ctx *c = p;
-  float stackbuf[4096];
-  float *row = c->K <= 4096 ? stackbuf : malloc((size_t)c->K * 4);
-  for (int64_t n = n0; n < n1; n++) {
-    moe_decode_row(row, c->w, c->scale, c->dtype, c->row0 + n, c->K);
-    for (int64_t t = 0; t < c->T; t++) c->out[t * c->ldo + n] = moe_dot(c->x + t * c->ldx, row, c->K);
-  }
-  if (row != stackbuf) free(row);
+static void nt_rows(void *p, int64_t i0, int64_t i1) {
+  const nt_job *j = p;
+  int64_t n1 = i1 * 4 < j->N ? i1 * 4 : j->N;
+  moe_ops->gemm_nt(j->g, 0, j->T, i0 * 4, n1);
 }
 
-int moe_linear_impl(float *out, int64_t ldo, const float *x, int64_t ldx, const void *w,
-                    const float *scale, int32_t dtype, int64_t row0, int64_t T, int64_t N,
-                    int64_t K) {
-  linear_ctx c = {out, ldo, x, ldx, w, scale, dtype, row0, T, K};
-  moe_parallel_for(N, 8, linear_rows, &c);
-  return MOE_OK;
+void moe_gemm_nt_run(const moe_gemm_nt *g, int64_t T, int64_t N) {
+  if (T <= 0 || N <= 0) return;
+  nt_job j = {g, T, N};
+  /* Below ~64K multiply-adds a thread hand-off costs more than it saves. */
+  int64_t per_group = 4 * g->K * T;
+  int64_t min_groups = per_group > 0 ? (65536 + per_group - 1) / per_group : 1;
+  moe_parallel_for((N + 3) / 4, min_groups, nt_rows, &j);
 }
 
 int moe_linear(float *out, int64_t ldo, const float *x, int64_t ldx, const void *w,
@@ -38,5 +30,7 @@ int moe_linear(float *out, int64_t ldo, const float *x, int64_t ldx, const void 
         (long long)ldx, (long long)ldo, (long long)K, (long long)N);
   int st = moe_check_dtype(w_dtype, scale, __func__);
   if (st) return st;
-  return moe_linear_impl(out, ldo, x, ldx, w, scale, w_dtype, row0, T, N, K);
+  moe_gemm_nt g = {out, ldo, x, ldx, NULL, w, K, scale, w_dtype, row0, K, 0};
+  moe_gemm_nt_run(&g, T, N);
+  return MOE_OK;
 }

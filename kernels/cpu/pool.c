@@ -1,59 +1,85 @@
-/* The CPU worker threads. A persistent pool: threads park on a condition variable between
- * calls so that a decode step does not pay thread start-up per kernel. */
+/* The CPU worker threads: a persistent pool. A decode step makes ~100 kernel calls of tens of
+ * microseconds each, so waking a thread through a condition variable per call (~10-50 us) would
+ * cost as much as the math: helpers spin on an atomic job counter for a while after each job
+ * and only then park on a condition variable. Chunks are claimed with an atomic counter, and
+ * the caller waits only for helpers that actually joined the job: on a busy machine a helper
+ * that is not scheduled in time simply misses the job instead of stalling it. */
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 #include "common.h"
 
 #define MAX_THREADS 64
+#define SPIN_NS 300000 /* ~0.3 ms: longer than the JS between two kernels of a step */
 
 static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local int in_worker; /* nested calls (a kernel inside a kernel) run inline */
 
 static struct {
   pthread_mutex_t mu;
-  pthread_cond_t wake, done;
-  pthread_t threads[MAX_THREADS];
-  int n_threads;      /* including the caller */
-  int started;        /* spawned helper threads */
-  uint64_t generation;
-  int pending;
+  pthread_cond_t wake;
+  int n_threads;          /* including the caller */
+  int started;            /* spawned helper threads */
+  _Atomic uint64_t generation;
+  _Atomic int sleeping;   /* helpers parked on `wake` */
+  _Atomic int busy;       /* helpers inside the current job */
+  _Atomic uint64_t closed; /* the last job whose caller stopped accepting helpers */
+  _Atomic int64_t next;   /* next chunk start */
   moe_range_fn fn;
   void *ctx;
   int64_t n, chunk;
-  int64_t next;       /* next chunk start, taken under mu */
-} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+  int active;             /* helpers that take part in the current job */
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
-static int take(int64_t *b, int64_t *e) {
-  if (pool.next >= pool.n) return 0;
-  *b = pool.next;
-  *e = pool.next + pool.chunk < pool.n ? pool.next + pool.chunk : pool.n;
-  pool.next = *e;
-  return 1;
+static inline void cpu_relax(void) {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#endif
+}
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void drain(void) {
-  int64_t b, e;
   for (;;) {
-    pthread_mutex_lock(&pool.mu);
-    int ok = take(&b, &e);
-    pthread_mutex_unlock(&pool.mu);
-    if (!ok) return;
-    pool.fn(pool.ctx, b, e);
+    int64_t b = atomic_fetch_add_explicit(&pool.next, pool.chunk, memory_order_relaxed);
+    if (b >= pool.n) return;
+    pool.fn(pool.ctx, b, b + pool.chunk < pool.n ? b + pool.chunk : pool.n);
   }
 }
 
 static void *worker(void *arg) {
   int index = (int)(intptr_t)arg; /* helper i is thread i+1; the caller is thread 0 */
   uint64_t seen = 0;
+  in_worker = 1;
   for (;;) {
-    pthread_mutex_lock(&pool.mu);
-    while (pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.mu);
-    seen = pool.generation;
-    int active = index + 1 < pool.n_threads;
-    pthread_mutex_unlock(&pool.mu);
-    if (active) drain();
-    pthread_mutex_lock(&pool.mu);
-    if (--pool.pending == 0) pthread_cond_signal(&pool.done);
-    pthread_mutex_unlock(&pool.mu);
+    uint64_t gen = atomic_load_explicit(&pool.generation, memory_order_acquire);
+    if (gen == seen) {
+      uint64_t t0 = now_ns();
+      for (int i = 0; gen == seen; i++) {
+        cpu_relax();
+        gen = atomic_load_explicit(&pool.generation, memory_order_acquire);
+        if ((i & 255) == 255 && now_ns() - t0 > SPIN_NS) break;
+      }
+      if (gen == seen) {
+        pthread_mutex_lock(&pool.mu);
+        atomic_fetch_add(&pool.sleeping, 1);
+        while ((gen = atomic_load(&pool.generation)) == seen) pthread_cond_wait(&pool.wake, &pool.mu);
+        atomic_fetch_sub(&pool.sleeping, 1);
+        pthread_mutex_unlock(&pool.mu);
+      }
+    }
+    seen = gen;
+    if (index >= pool.active) continue;
+    /* Join (busy++) then check the job is still open: with seq_cst on both sides either the
+     * caller sees us busy and waits, or we see it closed and stay out. */
+    atomic_fetch_add(&pool.busy, 1);
+    if (atomic_load(&pool.closed) != gen && atomic_load(&pool.generation) == gen) drain();
+    atomic_fetch_sub_explicit(&pool.busy, 1, memory_order_release);
   }
   return NULL;
 }
@@ -62,14 +88,15 @@ int moe_set_threads(int32_t n) {
   if (n <= 0) n = (int32_t)sysconf(_SC_NPROCESSORS_ONLN);
   if (n < 1) n = 1;
   if (n > MAX_THREADS) n = MAX_THREADS;
-  pthread_mutex_lock(&pool.mu);
+  pthread_mutex_lock(&call_mu);
   while (pool.started < n - 1) {
-    if (pthread_create(&pool.threads[pool.started], NULL, worker, (void *)(intptr_t)pool.started) != 0) break;
-    pthread_detach(pool.threads[pool.started]);
+    pthread_t th;
+    if (pthread_create(&th, NULL, worker, (void *)(intptr_t)pool.started) != 0) break;
+    pthread_detach(th);
     pool.started++;
   }
   pool.n_threads = pool.started + 1 < n ? pool.started + 1 : n;
-  pthread_mutex_unlock(&pool.mu);
+  pthread_mutex_unlock(&call_mu);
   return MOE_OK;
 }
 
@@ -79,21 +106,25 @@ void moe_parallel_for(int64_t n, int64_t min_chunk, moe_range_fn fn, void *ctx) 
   if (n <= 0) return;
   int threads = moe_get_threads();
   if (min_chunk < 1) min_chunk = 1;
-  if (threads <= 1 || n < 2 * min_chunk) { fn(ctx, 0, n); return; }
+  if (threads <= 1 || n < 2 * min_chunk || in_worker) { fn(ctx, 0, n); return; }
   /* Chunks small enough to balance, no smaller than min_chunk. Calls from several JS threads
    * (actors in Bun Workers share this library) take turns on the pool. */
   int64_t chunk = (n + threads * 4 - 1) / (threads * 4);
   if (chunk < min_chunk) chunk = min_chunk;
   pthread_mutex_lock(&call_mu);
-  pthread_mutex_lock(&pool.mu);
-  pool.fn = fn; pool.ctx = ctx; pool.n = n; pool.chunk = chunk; pool.next = 0;
-  pool.pending = pool.started;
-  pool.generation++;
-  pthread_cond_broadcast(&pool.wake);
-  pthread_mutex_unlock(&pool.mu);
+  pool.fn = fn; pool.ctx = ctx; pool.n = n; pool.chunk = chunk;
+  pool.active = threads - 1;
+  atomic_store_explicit(&pool.next, 0, memory_order_relaxed);
+  atomic_fetch_add(&pool.generation, 1); /* seq_cst: pairs with the sleeping count */
+  if (atomic_load(&pool.sleeping) > 0) {
+    pthread_mutex_lock(&pool.mu);
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.mu);
+  }
+  in_worker = 1;
   drain();
-  pthread_mutex_lock(&pool.mu);
-  while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.mu);
-  pthread_mutex_unlock(&pool.mu);
+  in_worker = 0;
+  atomic_store(&pool.closed, atomic_load(&pool.generation));
+  while (atomic_load_explicit(&pool.busy, memory_order_acquire) > 0) cpu_relax();
   pthread_mutex_unlock(&call_mu);
 }

@@ -1,0 +1,264 @@
+/* Matmul and softmax templates, instantiated once per ISA (isa_avx512.c, isa_avx2.c) over the
+ * vector vocabulary of vec_*.h. Weights are decoded in registers, never into an f32 buffer.
+ * NT tiles hold 4 weight rows x TT tokens of accumulators, so each decoded weight vector feeds
+ * TT FMAs; tokens are blocked so the block's activations stay in L2 while the rows stream. */
+#define AI static inline __attribute__((always_inline))
+#define ES(DT) ((DT) == MOE_F32 ? 4 : (DT) == MOE_BF16 ? 2 : 1)
+
+AI V FN(dec)(const int DT, const uint8_t *p) {
+  return DT == MOE_F32 ? VLD((const float *)p) : DT == MOE_BF16 ? dec_bf16(p) : dec_f8(p);
+}
+AI V FN(decn)(const int DT, const uint8_t *p, int n) {
+  return DT == MOE_F32 ? VLDN((const float *)p, n) : DT == MOE_BF16 ? dec_bf16n(p, n) : dec_f8n(p, n);
+}
+
+/* out[t..t+TT) x rows [n, n+RR), with KU independent accumulators along k (latency hiding for
+ * GEMV). F8 block scales are applied per 128-column block: after the block's partial sums when
+ * the tile is small (GEMV: saves a multiply per weight vector), else on the decoded weights
+ * (keeps the accumulator count at KU*RR*TT). Arrays are fixed-size (an [RR][TT] array would be
+ * a VLA in memory); unrolled with constant RR/TT/KU they live in registers. */
+AI void FN(tile_nt)(const moe_gemm_nt *g, int64_t n, int64_t t, const int RR, const int TT, const int KU, const int DT) {
+  const int64_t K = g->K, nb = (g->ldw + 127) / 128;
+  const int AFTER = DT == MOE_F8E4M3 && KU * RR * TT <= 8;
+  const uint8_t *wr[4];
+  const float *sr[4], *xr[8];
+  V acc[4][4][8], bacc[4][4][8], sv[4];
+#pragma GCC unroll 8
+  for (int r = 0; r < RR; r++) {
+    int64_t row = g->row0 + n + r;
+    wr[r] = (const uint8_t *)g->w + row * g->ldw * ES(DT);
+    sr[r] = DT == MOE_F8E4M3 ? g->scale + (row / 128) * nb : NULL;
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < TT; j++) xr[j] = g->x + (g->xrows ? g->xrows[t + j] : t + j) * g->ldx;
+#pragma GCC unroll 4
+  for (int u = 0; u < KU; u++)
+#pragma GCC unroll 4
+    for (int r = 0; r < RR; r++)
+#pragma GCC unroll 8
+      for (int j = 0; j < TT; j++) acc[u][r][j] = VZERO();
+  /* 4 rows read side by side are 4 short streams the hardware prefetcher follows poorly: fetch
+   * the next tile's bytes (RR rows further) while this one computes. */
+  const int64_t pf = RR * g->ldw * ES(DT);
+  const int64_t KB = DT == MOE_F8E4M3 ? 128 : K;
+#define NT_STEP(U, KK, LOADW, LOADX)                                                   \
+  {                                                                                    \
+    const int64_t kk = (KK);                                                           \
+    V wv[4];                                                                           \
+    _Pragma("GCC unroll 4") for (int r = 0; r < RR; r++) {                             \
+      if (RR > 1) _mm_prefetch((const char *)(wr[r] + kk * ES(DT)) + pf, _MM_HINT_T0);  \
+      wv[r] = LOADW;                                                                   \
+      if (DT == MOE_F8E4M3 && !AFTER) wv[r] = VMUL(wv[r], sv[r]);                      \
+    }                                                                                  \
+    _Pragma("GCC unroll 8") for (int j = 0; j < TT; j++) {                             \
+      V xv = LOADX;                                                                    \
+      _Pragma("GCC unroll 4") for (int r = 0; r < RR; r++) {                           \
+        if (AFTER) bacc[U][r][j] = VFMA(wv[r], xv, bacc[U][r][j]);                     \
+        else acc[U][r][j] = VFMA(wv[r], xv, acc[U][r][j]);                             \
+      }                                                                                \
+    }                                                                                  \
+  }
+  for (int64_t kb = 0; kb < K; kb += KB) {
+    const int64_t ke = kb + KB < K ? kb + KB : K;
+#pragma GCC unroll 4
+    for (int r = 0; r < RR; r++) {
+      if (DT == MOE_F8E4M3) sv[r] = VSET1(sr[r][kb / 128] * 256.0f);
+#pragma GCC unroll 4
+      for (int u = 0; u < KU; u++)
+#pragma GCC unroll 8
+        for (int j = 0; j < TT; j++) bacc[u][r][j] = VZERO();
+    }
+    int64_t k = kb;
+    for (; k + KU * VL <= ke; k += KU * VL)
+#pragma GCC unroll 4
+      for (int u = 0; u < KU; u++) NT_STEP(u, k + u * VL, FN(dec)(DT, wr[r] + kk * ES(DT)), VLD(xr[j] + kk))
+    for (; k + VL <= ke; k += VL) NT_STEP(0, k, FN(dec)(DT, wr[r] + kk * ES(DT)), VLD(xr[j] + kk))
+    if (k < ke) {
+      const int rem = (int)(ke - k);
+      NT_STEP(0, k, FN(decn)(DT, wr[r] + kk * ES(DT), rem), VLDN(xr[j] + kk, rem))
+    }
+    if (AFTER)
+#pragma GCC unroll 4
+      for (int u = 0; u < KU; u++)
+#pragma GCC unroll 4
+        for (int r = 0; r < RR; r++)
+#pragma GCC unroll 8
+          for (int j = 0; j < TT; j++) acc[u][r][j] = VFMA(bacc[u][r][j], sv[r], acc[u][r][j]);
+  }
+#pragma GCC unroll 4
+  for (int u = 1; u < KU; u++)
+#pragma GCC unroll 4
+    for (int r = 0; r < RR; r++)
+#pragma GCC unroll 8
+      for (int j = 0; j < TT; j++) acc[0][r][j] = VADD(acc[0][r][j], acc[u][r][j]);
+#pragma GCC unroll 8
+  for (int j = 0; j < TT; j++) {
+    float *o = g->out + (t + j) * g->ldo + n;
+    if (RR == 4) {
+      __m128 s = vhsum4(acc[0][0][j], acc[0][1][j], acc[0][2][j], acc[0][3][j]);
+      if (g->accum) s = _mm_add_ps(s, _mm_loadu_ps(o));
+      _mm_storeu_ps(o, s);
+    } else {
+#pragma GCC unroll 4
+      for (int r = 0; r < RR; r++) o[r] = (g->accum ? o[r] : 0.0f) + VHSUM(acc[0][r][j]);
+    }
+  }
+}
+
+#define NT_TT(DT, RR, tt)                                                       \
+  switch (tt) {                                                                 \
+    case 1: FN(tile_nt)(g, n, t, RR, 1, 1, DT); break;                           \
+    case 2: FN(tile_nt)(g, n, t, RR, 2, 1, DT); break;                           \
+    case 3: FN(tile_nt)(g, n, t, RR, 3, 1, DT); break;                           \
+    TT_MORE(DT, RR)                                                             \
+  }
+#if TT_MAX > 3
+#define TT_MORE(DT, RR)                                                         \
+  case 4: FN(tile_nt)(g, n, t, RR, 4, 1, DT); break;                             \
+  case 5: FN(tile_nt)(g, n, t, RR, 5, 1, DT); break;                             \
+  default: FN(tile_nt)(g, n, t, RR, 6, 1, DT); break;
+#else
+#define TT_MORE(DT, RR)
+#endif
+
+/* Few tokens (decode): one weight row at a time is one sequential stream, which the hardware
+ * prefetcher follows at full bandwidth (4 interleaved rows reach about half of it here). */
+#ifndef ROWWISE_T
+#define ROWWISE_T 8
+#endif
+AI void FN(nt_rowwise)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, int64_t n1, const int DT) {
+  for (int64_t n = n0; n < n1; n++)
+    for (int64_t t = t0; t < t1; t += 8) {
+      switch (t1 - t < 8 ? t1 - t : 8) {
+        case 1: FN(tile_nt)(g, n, t, 1, 1, 4, DT); break;
+        case 2: FN(tile_nt)(g, n, t, 1, 2, 2, DT); break;
+        case 3: FN(tile_nt)(g, n, t, 1, 3, 2, DT); break;
+        case 4: FN(tile_nt)(g, n, t, 1, 4, 1, DT); break;
+        case 5: FN(tile_nt)(g, n, t, 1, 5, 1, DT); break;
+        case 6: FN(tile_nt)(g, n, t, 1, 6, 1, DT); break;
+        case 7: FN(tile_nt)(g, n, t, 1, 7, 1, DT); break;
+        default: FN(tile_nt)(g, n, t, 1, 8, 1, DT); break;
+      }
+    }
+}
+
+AI void FN(nt_dtype)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, int64_t n1, const int DT) {
+  if (t1 - t0 <= ROWWISE_T) { FN(nt_rowwise)(g, t0, t1, n0, n1, DT); return; }
+  /* Token block: its activations (TB x K floats) stay within ~256 KiB of L2. */
+  int64_t TB = (65536 / (g->K > 0 ? g->K : 1)) / TT_MAX * TT_MAX;
+  if (TB < TT_MAX) TB = TT_MAX;
+  for (int64_t tb = t0; tb < t1; tb += TB) {
+    const int64_t te = tb + TB < t1 ? tb + TB : t1;
+    int64_t n = n0;
+    for (; n + 4 <= n1; n += 4)
+      for (int64_t t = tb; t < te; t += TT_MAX) {
+        const int64_t tt = te - t < TT_MAX ? te - t : TT_MAX;
+        NT_TT(DT, 4, tt)
+      }
+    for (; n < n1; n++)
+      for (int64_t t = tb; t < te; t += TT_MAX) {
+        const int64_t tt = te - t < TT_MAX ? te - t : TT_MAX;
+        NT_TT(DT, 1, tt)
+      }
+  }
+}
+
+static void FN(gemm_nt)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, int64_t n1) {
+  if (g->dtype == MOE_F8E4M3) FN(nt_dtype)(g, t0, t1, n0, n1, MOE_F8E4M3);
+  else if (g->dtype == MOE_BF16) FN(nt_dtype)(g, t0, t1, n0, n1, MOE_BF16);
+  else FN(nt_dtype)(g, t0, t1, n0, n1, MOE_F32);
+}
+
+/* NN tile: TT tokens x NV vectors of columns [c, c + NV*VL) (the last may be partial: cn
+ * columns in all). Each k decodes NV weight vectors of row row0+k and broadcasts a[t, k]. */
+AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const int TT, const int NV, const int DT) {
+  const int64_t nb = (g->ldw + 127) / 128;
+  V acc[4][4];
+#pragma GCC unroll 8
+  for (int j = 0; j < TT; j++)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) acc[j][v] = VZERO();
+  for (int64_t k = 0; k < g->K; k++) {
+    const int64_t row = g->row0 + k;
+    const uint8_t *wp = (const uint8_t *)g->w + (row * g->ldw + c) * ES(DT);
+    V wv[4];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) {
+      const int rem = cn - v * VL;
+      wv[v] = rem >= VL ? FN(dec)(DT, wp + v * VL * ES(DT)) : FN(decn)(DT, wp + v * VL * ES(DT), rem);
+      if (DT == MOE_F8E4M3) wv[v] = VMUL(wv[v], VSET1(g->scale[(row / 128) * nb + (c + v * VL) / 128] * 256.0f));
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < TT; j++) {
+      V a = VSET1(g->a[(t + j) * g->lda + k]);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; v++) acc[j][v] = VFMA(wv[v], a, acc[j][v]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < TT; j++)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) {
+      float *o = g->out + (t + j) * g->ldo + c + v * VL;
+      const int rem = cn - v * VL;
+      if (rem >= VL) VST(o, g->accum ? VADD(VLD(o), acc[j][v]) : acc[j][v]);
+      else VSTN(o, g->accum ? VADD(VLDN(o, rem), acc[j][v]) : acc[j][v], rem);
+    }
+}
+
+#define NN_TILE(TT, DT) \
+  (cn > 2 * VL ? FN(tile_nn)(g, t, c, cn, TT, 4, DT) : cn > VL ? FN(tile_nn)(g, t, c, cn, TT, 2, DT) : FN(tile_nn)(g, t, c, cn, TT, 1, DT))
+
+AI void FN(nn_dtype)(const moe_gemm_nn *g, int64_t t0, int64_t t1, const int DT) {
+  for (int64_t c = 0; c < g->N; c += 4 * VL) {
+    const int cn = (int)(g->N - c < 4 * VL ? g->N - c : 4 * VL);
+    int64_t t = t0;
+    for (; t + 4 <= t1; t += 4) NN_TILE(4, DT);
+    for (; t < t1; t++) NN_TILE(1, DT);
+  }
+}
+
+static void FN(gemm_nn)(const moe_gemm_nn *g, int64_t t0, int64_t t1) {
+  if (g->dtype == MOE_F8E4M3) FN(nn_dtype)(g, t0, t1, MOE_F8E4M3);
+  else if (g->dtype == MOE_BF16) FN(nn_dtype)(g, t0, t1, MOE_BF16);
+  else FN(nn_dtype)(g, t0, t1, MOE_F32);
+}
+
+/* p = softmax(p * scale) in place. */
+static void FN(softmax)(float *p, int64_t n, float scale) {
+  V m = VSET1(-INFINITY), sc = VSET1(scale), z = VZERO();
+  int64_t i = 0;
+  for (; i + VL <= n; i += VL) m = VMAX(m, VMUL(VLD(p + i), sc));
+  float mx = VHMAX(m);
+  for (; i < n; i++) mx = p[i] * scale > mx ? p[i] * scale : mx;
+  V mv = VSET1(mx);
+  for (i = 0; i + VL <= n; i += VL) {
+    V e = vexp(VSUB(VMUL(VLD(p + i), sc), mv));
+    VST(p + i, e);
+    z = VADD(z, e);
+  }
+  float tail = 0;
+  if (i < n) {
+    VSTN(p + i, vexp(VSUB(VMUL(VLDN(p + i, (int)(n - i)), sc), mv)), (int)(n - i));
+    for (int64_t j = i; j < n; j++) tail += p[j];
+  }
+  V inv = VSET1(1.0f / (VHSUM(z) + tail));
+  for (i = 0; i + VL <= n; i += VL) VST(p + i, VMUL(VLD(p + i), inv));
+  if (i < n) VSTN(p + i, VMUL(VLDN(p + i, (int)(n - i)), inv), (int)(n - i));
+}
+
+/* out = silu(g) * u, as model.py: g / (1 + exp(-g)) * u. */
+static void FN(silu_mul)(float *out, const float *g, const float *u, int64_t n) {
+  int64_t i = 0;
+  for (; i + VL <= n; i += VL) {
+    V a = VLD(g + i);
+    VST(out + i, VMUL(VDIV(a, VADD(VSET1(1.0f), vexp(VSUB(VZERO(), a)))), VLD(u + i)));
+  }
+  if (i < n) {
+    int r = (int)(n - i);
+    V a = VLDN(g + i, r);
+    VSTN(out + i, VMUL(VDIV(a, VADD(VSET1(1.0f), vexp(VSUB(VZERO(), a)))), VLDN(u + i, r)), r);
+  }
+}
+
+const moe_cpu_ops FN(moe_ops) = {ISA_NAME, FN(gemm_nt), FN(gemm_nn), FN(softmax), FN(silu_mul)};
