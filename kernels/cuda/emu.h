@@ -140,13 +140,12 @@ template <class L> void load_matrix_sync(fragment<matrix_b, 16, 16, 16, gpu_bf16
 template <class LA, class LB>
 void mma_sync(fragment<accumulator, 16, 16, 16, float> &d, const fragment<matrix_a, 16, 16, 16, gpu_bf16, LA> &a,
               const fragment<matrix_b, 16, 16, 16, gpu_bf16, LB> &b, const fragment<accumulator, 16, 16, 16, float> &c) {
-  float r[256];
+  float fa[256], fb[256], r[256]; /* loop order m, k, n: the n loop vectorises */
+  for (int i = 0; i < 256; i++) fa[i] = gpu_bf2f(a.x[i]), fb[i] = gpu_bf2f(b.x[i]), r[i] = 0.f;
   for (int m = 0; m < 16; m++)
-    for (int n = 0; n < 16; n++) {
-      float s = c.x[m * 16 + n];
-      for (int k = 0; k < 16; k++) s += gpu_bf2f(a.x[m * 16 + k]) * gpu_bf2f(b.x[k * 16 + n]);
-      r[m * 16 + n] = s;
-    }
+    for (int k = 0; k < 16; k++)
+      for (int n = 0; n < 16; n++) r[m * 16 + n] += fa[m * 16 + k] * fb[k * 16 + n];
+  for (int i = 0; i < 256; i++) r[i] += c.x[i];
   memcpy(d.x, r, sizeof r);
 }
 inline void store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, float> &f, unsigned ldm, layout_t l) {

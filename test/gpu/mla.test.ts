@@ -1,0 +1,85 @@
+// MLA kernels on the device against the CPU library: the paged latent cache, kv_b absorption
+// into the query and the output, and both attention forms (paged absorbed over several
+// sequences of mixed decode/prefill; naive expanded). Online vs two-pass softmax and different
+// summation orders: agreement to ~1e-6 of the values' scale.
+import { expect, test } from "bun:test";
+import { Scope, cpu, expectNear, forTargets, randn, randomWeight, rng } from "./harness.ts";
+
+const ATOL = 2e-5, RTOL = 1e-4;
+
+forTargets("MLA kernels", ({ device }) => {
+  const s = device.symbols, c = cpu();
+  const within = (f: (sc: Scope) => void) => {
+    const sc = new Scope(device);
+    try {
+      f(sc);
+    } finally {
+      sc.free();
+    }
+  };
+
+  test("kv_write then kv_gather through a paged cache", () =>
+    within((sc) => {
+      const r = rng(21), T = 5, C = 40, dr = 8, pages = 4, ps = 4, ld = C + dr + 3;
+      const lat = randn(T * ld, r), slots = new Int32Array([13, 2, 7, 8, 0]), bt = new Int32Array([3, 0, 1, 2]);
+      const kv = new Float32Array(pages * ps * C), pe = new Float32Array(pages * ps * dr);
+      expect(c.moe_kv_write(kv, pe, lat, ld, lat.subarray(C), ld, slots, T, C, dr, null)).toBe(0);
+      const dkv = sc.buf(new Float32Array(kv.length)), dpe = sc.buf(new Float32Array(pe.length)), dl = sc.put(lat);
+      expect(s.moe_kv_write(dkv.ptr, dpe.ptr, dl, ld, dl + 4 * C, ld, sc.put(slots), T, C, dr, null)).toBe(0);
+      expect(Array.from(sc.get(dkv, new Float32Array(kv.length)))).toEqual(Array.from(kv));
+      expect(Array.from(sc.get(dpe, new Float32Array(pe.length)))).toEqual(Array.from(pe));
+      const L = 14, gl = new Float32Array(L * C), gp = new Float32Array(L * dr);
+      expect(c.moe_kv_gather(gl, gp, kv, pe, bt, L, C, dr, ps, null)).toBe(0);
+      const ol = sc.alloc(gl.byteLength), op = sc.alloc(gp.byteLength);
+      expect(s.moe_kv_gather(ol.ptr, op.ptr, dkv.ptr, dpe.ptr, sc.put(bt), L, C, dr, ps, null)).toBe(0);
+      expect(Array.from(sc.get(ol, new Float32Array(gl.length)))).toEqual(Array.from(gl));
+      expect(Array.from(sc.get(op, new Float32Array(gp.length)))).toEqual(Array.from(gp));
+    }));
+
+  for (const dtype of [1, 2])
+    for (const T of [2, 21])
+      test(`absorb_q / absorb_out (dtype ${dtype}, T=${T})`, () =>
+        within((sc) => {
+          const r = rng(31 + T + dtype), H = 3, dn = 24, dr = 8, dv = 20, C = 136;
+          const w = randomWeight(H * (dn + dv), C, dtype, r, 1), q = randn(T * H * (dn + dr), r), ol = randn(T * H * C, r);
+          const dw = sc.weight(w);
+          const ql = new Float32Array(T * H * C), out = new Float32Array(T * H * dv);
+          expect(c.moe_mla_absorb_q(ql, q, w.data, w.scale, dtype, T, H, dn, dr, dv, C, null)).toBe(0);
+          expect(c.moe_mla_absorb_out(out, ol, w.data, w.scale, dtype, T, H, dn, dv, C, null)).toBe(0);
+          const dql = sc.alloc(ql.byteLength), dout = sc.alloc(out.byteLength);
+          expect(s.moe_mla_absorb_q(dql.ptr, sc.put(q), dw.data, dw.scale, dtype, T, H, dn, dr, dv, C, null)).toBe(0);
+          expect(s.moe_mla_absorb_out(dout.ptr, sc.put(ol), dw.data, dw.scale, dtype, T, H, dn, dv, C, null)).toBe(0);
+          expectNear(sc.get(dql, new Float32Array(ql.length)), ql, "absorb_q", 1e-4, 1e-4);
+          expectNear(sc.get(dout, new Float32Array(out.length)), out, "absorb_out", 1e-4, 1e-4);
+        }));
+
+  test("attend over a paged cache: decode and prefill rows of three sequences", () =>
+    within((sc) => {
+      const r = rng(41), H = 3, C = 48, dn = 16, dr = 8, ps = 8, maxBlocks = 6, pages = 18;
+      const kv = randn(pages * ps * C, r), pe = randn(pages * ps * dr, r);
+      const ctx = new Int32Array([1, 37, 20]), cuQ = new Int32Array([0, 1, 1 + 33, 1 + 33 + 1]); // decode, prefill, decode
+      const bt = new Int32Array(3 * maxBlocks).map((_, i) => (i * 7) % pages);
+      const T = cuQ[3], ql = randn(T * H * C, r, 0.3), q = randn(T * H * (dn + dr), r, 0.3), scale = 0.17;
+      const want = new Float32Array(T * H * C);
+      expect(c.moe_mla_attend(want, ql, q, kv, pe, bt, maxBlocks, cuQ, ctx, 3, H, C, dn, dr, ps, scale, null)).toBe(0);
+      const out = sc.alloc(want.byteLength);
+      expect(s.moe_mla_attend(out.ptr, sc.put(ql), sc.put(q), sc.put(kv), sc.put(pe), sc.put(bt), maxBlocks, cuQ, ctx, 3, H, C, dn,
+        dr, ps, scale, null)).toBe(0);
+      expectNear(sc.get(out, new Float32Array(want.length)), want, "attend", ATOL, RTOL);
+      const bad = new Int32Array([0, 2, 2, 2]);
+      expect(s.moe_mla_attend(out.ptr, 8, 8, 8, 8, 8, maxBlocks, bad, ctx, 3, H, C, dn, dr, ps, scale, null))
+        .toBe(c.moe_mla_attend(want, ql, q, kv, pe, bt, maxBlocks, bad, ctx, 3, H, C, dn, dr, ps, scale, null));
+      expect(String(s.moe_last_error())).toBe(String(c.moe_last_error()));
+    }));
+
+  test("attend_naive over expanded keys", () =>
+    within((sc) => {
+      const r = rng(51), H = 2, dn = 16, dr = 8, dv = 12, L = 45, T = 40, pos0 = 5, scale = 0.2;
+      const q = randn(T * H * (dn + dr), r, 0.5), kv = randn(L * H * (dn + dv), r), kpe = randn(L * dr, r);
+      const want = new Float32Array(T * H * dv);
+      expect(c.moe_mla_attend_naive(want, q, kv, kpe, T, L, pos0, H, dn, dr, dv, scale, null)).toBe(0);
+      const out = sc.alloc(want.byteLength);
+      expect(s.moe_mla_attend_naive(out.ptr, sc.put(q), sc.put(kv), sc.put(kpe), T, L, pos0, H, dn, dr, dv, scale, null)).toBe(0);
+      expectNear(sc.get(out, new Float32Array(want.length)), want, "attend_naive", ATOL, RTOL);
+    }));
+});
