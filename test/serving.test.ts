@@ -88,6 +88,19 @@ describe("serving the bundled model", () => {
     expect(await metric(s.url, "moe_num_requests_running")).toBe(0);
   });
 
+  test("/health answers while a long prefill runs in the actors", async () => {
+    let done = false;
+    const long = fetch(`${s.url}/v1/completions`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "fortune-dsv3", prompt: Array.from({ length: 1000 }, (_, i) => 3 + (i % 4000)), max_tokens: 16, ignore_eos: true }),
+    }).then((r) => r.json()).finally(() => (done = true));
+    await Bun.sleep(5);
+    const health = await fetch(`${s.url}/health`);
+    expect(health.status).toBe(200);
+    if (SCALING !== "direct") expect(done).toBe(false); // off the gateway's thread, the answer did not wait
+    expect((await long).usage.completion_tokens).toBe(16);
+  });
+
   test("a client that disconnects leaves no sequence running and no cache held", async () => {
     const ac = new AbortController();
     const res = await fetch(`${s.url}/v1/completions`, {
