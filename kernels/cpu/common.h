@@ -50,7 +50,8 @@ static inline float moe_dot(const float *a, const float *b, int64_t n) {
 typedef void (*moe_range_fn)(void *ctx, int64_t begin, int64_t end);
 void moe_parallel_for(int64_t n, int64_t min_chunk, moe_range_fn fn, void *ctx);
 
-/* Per-thread grow-only scratch (slot < 4): hot kernels never malloc per call. NULL on OOM. */
+/* Per-thread grow-only scratch (slot < 6; 5 is the portable path's): hot kernels never malloc
+ * per call. NULL on OOM. */
 float *moe_scratch(int slot, int64_t floats);
 
 /* "NT" matmul: out[t*ldo + n] (+)= sum_{k<K} x[xrow(t)*ldx + k] * W(row0 + n, k), where W row r
@@ -89,7 +90,9 @@ typedef struct {
 
 extern const moe_cpu_ops *moe_ops;
 extern const moe_cpu_ops moe_ops_portable, moe_ops_avx2, moe_ops_avx512;
-const char *moe_cpu_isa(void); /* not in the ABI: which table is active (for tests and benches) */
+/* Not in the ABI (CPU library only): the active table's name, and switching it (tests). */
+const char *moe_cpu_isa(void);
+int moe_cpu_set_isa(const char *name);
 
 /* Parallel NT matmul over T tokens and N output rows (the driver moe_linear uses). */
 void moe_gemm_nt_run(const moe_gemm_nt *g, int64_t T, int64_t N);

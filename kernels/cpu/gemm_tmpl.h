@@ -37,8 +37,8 @@ AI void FN(tile_nt)(const moe_gemm_nt *g, int64_t n, int64_t t, const int RR, co
     for (int r = 0; r < RR; r++)
 #pragma GCC unroll 8
       for (int j = 0; j < TT; j++) acc[u][r][j] = VZERO();
-  /* 4 rows read side by side are 4 short streams the hardware prefetcher follows poorly: fetch
-   * the next tile's bytes (RR rows further) while this one computes. */
+  /* RR rows read side by side are RR short streams the hardware prefetcher follows poorly
+   * (half the bandwidth here): prefetch the next tile's rows as one linear walk instead. */
   const int64_t pf = RR * g->ldw * ES(DT);
   const int64_t KB = DT == MOE_F8E4M3 ? 128 : K;
 #define NT_STEP(U, KK, LOADW, LOADX)                                                   \
@@ -46,7 +46,7 @@ AI void FN(tile_nt)(const moe_gemm_nt *g, int64_t n, int64_t t, const int RR, co
     const int64_t kk = (KK);                                                           \
     V wv[4];                                                                           \
     _Pragma("GCC unroll 4") for (int r = 0; r < RR; r++) {                             \
-      if (RR > 1) _mm_prefetch((const char *)(wr[r] + kk * ES(DT)) + pf, _MM_HINT_T0);  \
+      if (RR > 1) _mm_prefetch((const char *)wr[0] + pf + (kk * RR + r * VL) * ES(DT), _MM_HINT_T0); \
       wv[r] = LOADW;                                                                   \
       if (DT == MOE_F8E4M3 && !AFTER) wv[r] = VMUL(wv[r], sv[r]);                      \
     }                                                                                  \
@@ -121,29 +121,33 @@ AI void FN(tile_nt)(const moe_gemm_nt *g, int64_t n, int64_t t, const int RR, co
 #define TT_MORE(DT, RR)
 #endif
 
-/* Few tokens (decode): one weight row at a time is one sequential stream, which the hardware
- * prefetcher follows at full bandwidth (4 interleaved rows reach about half of it here). */
-#ifndef ROWWISE_T
-#define ROWWISE_T 8
-#endif
-AI void FN(nt_rowwise)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, int64_t n1, const int DT) {
-  for (int64_t n = n0; n < n1; n++)
+/* Few tokens (decode, small batches): tiles of 2 rows x up to 8 tokens, KU accumulators deep.
+ * Two rows share each activation load (one row alone is compute-bound on FP8 decode), and the
+ * software prefetch walks the next tile linearly, so the DRAM stream stays sequential. */
+#define SMALL_T 8
+AI void FN(nt_small)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, int64_t n1, const int DT, const int RR) {
+  for (int64_t n = n0; n + RR <= n1; n += RR)
     for (int64_t t = t0; t < t1; t += 8) {
       switch (t1 - t < 8 ? t1 - t : 8) {
-        case 1: FN(tile_nt)(g, n, t, 1, 1, 4, DT); break;
-        case 2: FN(tile_nt)(g, n, t, 1, 2, 2, DT); break;
-        case 3: FN(tile_nt)(g, n, t, 1, 3, 2, DT); break;
-        case 4: FN(tile_nt)(g, n, t, 1, 4, 1, DT); break;
-        case 5: FN(tile_nt)(g, n, t, 1, 5, 1, DT); break;
-        case 6: FN(tile_nt)(g, n, t, 1, 6, 1, DT); break;
-        case 7: FN(tile_nt)(g, n, t, 1, 7, 1, DT); break;
-        default: FN(tile_nt)(g, n, t, 1, 8, 1, DT); break;
+        case 1: FN(tile_nt)(g, n, t, RR, 1, 4 / RR, DT); break;
+        case 2: FN(tile_nt)(g, n, t, RR, 2, 2 / RR, DT); break;
+        case 3: FN(tile_nt)(g, n, t, RR, 3, 1, DT); break;
+        case 4: FN(tile_nt)(g, n, t, RR, 4, 1, DT); break;
+        case 5: FN(tile_nt)(g, n, t, RR, 5, 1, DT); break;
+        case 6: FN(tile_nt)(g, n, t, RR, 6, 1, DT); break;
+        case 7: FN(tile_nt)(g, n, t, RR, 7, 1, DT); break;
+        default: FN(tile_nt)(g, n, t, RR, 8, 1, DT); break;
       }
     }
 }
 
 AI void FN(nt_dtype)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, int64_t n1, const int DT) {
-  if (t1 - t0 <= ROWWISE_T) { FN(nt_rowwise)(g, t0, t1, n0, n1, DT); return; }
+  if (t1 - t0 <= SMALL_T) {
+    const int64_t pairs = n0 + (n1 - n0) / 2 * 2;
+    FN(nt_small)(g, t0, t1, n0, pairs, DT, 2);
+    FN(nt_small)(g, t0, t1, pairs, n1, DT, 1);
+    return;
+  }
   /* Token block: its activations (TB x K floats) stay within ~256 KiB of L2. */
   int64_t TB = (65536 / (g->K > 0 ? g->K : 1)) / TT_MAX * TT_MAX;
   if (TB < TT_MAX) TB = TT_MAX;
@@ -206,8 +210,10 @@ AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const in
     }
 }
 
-#define NN_TILE(TT, DT) \
-  (cn > 2 * VL ? FN(tile_nn)(g, t, c, cn, TT, 4, DT) : cn > VL ? FN(tile_nn)(g, t, c, cn, TT, 2, DT) : FN(tile_nn)(g, t, c, cn, TT, 1, DT))
+/* NV = ceil(cn / VL): every vector of the tile holds at least one column. */
+#define NN_TILE(TT, DT)                                                                    \
+  (cn > 3 * VL ? FN(tile_nn)(g, t, c, cn, TT, 4, DT) : cn > 2 * VL ? FN(tile_nn)(g, t, c, cn, TT, 3, DT) \
+   : cn > VL ? FN(tile_nn)(g, t, c, cn, TT, 2, DT) : FN(tile_nn)(g, t, c, cn, TT, 1, DT))
 
 AI void FN(nn_dtype)(const moe_gemm_nn *g, int64_t t0, int64_t t1, const int DT) {
   for (int64_t c = 0; c < g->N; c += 4 * VL) {

@@ -1,6 +1,6 @@
 /* Run-time ISA dispatch: the best primitive table this CPU supports (AVX-512, else AVX2/FMA,
- * else portable C), or the one MOE_CPU_ISA=portable|avx2|avx512 asks for (tests compare them;
- * a request the CPU cannot run falls back to the best it can). Also per-thread scratch. */
+ * else portable C), or the one MOE_CPU_ISA=portable|avx2|avx512 asks for (benches compare them).
+ * Also per-thread scratch. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 /* ---- portable primitives: the straightforward reference the SIMD paths are tested against -- */
 static void nt_portable(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, int64_t n1) {
-  float *row = moe_scratch(3, g->K);
+  float *row = moe_scratch(5, g->K);
   for (int64_t n = n0; n < n1; n++) {
     int64_t r = g->row0 + n, es = moe_dtype_size(g->dtype), nb = (g->ldw + 127) / 128;
     const uint8_t *p = (const uint8_t *)g->w + r * g->ldw * es;
@@ -25,7 +25,7 @@ static void nt_portable(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0
 }
 
 static void nn_portable(const moe_gemm_nn *g, int64_t t0, int64_t t1) {
-  float *row = moe_scratch(3, g->N);
+  float *row = moe_scratch(5, g->N);
   int64_t es = moe_dtype_size(g->dtype), nb = (g->ldw + 127) / 128;
   for (int64_t t = t0; t < t1; t++)
     if (!g->accum) memset(g->out + t * g->ldo, 0, (size_t)g->N * 4);
@@ -76,18 +76,28 @@ static int has_avx2(void) {
 #endif
 }
 
+/* Selects a table by name ("portable", "avx2", "avx512", or "" for the best); MOE_EINVAL when
+ * the CPU (or this build) lacks it. Not in the ABI: tests switch paths with it. */
+int moe_cpu_set_isa(const char *name) {
+  if (!name || !*name) moe_ops = has_avx512() ? &moe_ops_avx512 : has_avx2() ? &moe_ops_avx2 : &moe_ops_portable;
+  else if (strcmp(name, "portable") == 0) moe_ops = &moe_ops_portable;
+  else if (strcmp(name, "avx2") == 0 && has_avx2()) moe_ops = &moe_ops_avx2;
+  else if (strcmp(name, "avx512") == 0 && has_avx512()) moe_ops = &moe_ops_avx512;
+  else return moe_fail(MOE_EINVAL, "moe_cpu_set_isa: %s is not available on this CPU/build", name);
+  return MOE_OK;
+}
+
+/* MOE_CPU_ISA asks for a path; one the CPU cannot run falls back to the best it can. */
 __attribute__((constructor)) static void moe_pick_isa(void) {
   const char *want = getenv("MOE_CPU_ISA");
-  if (want && strcmp(want, "portable") == 0) moe_ops = &moe_ops_portable;
-  else if (want && strcmp(want, "avx2") == 0) moe_ops = has_avx2() ? &moe_ops_avx2 : &moe_ops_portable;
-  else moe_ops = has_avx512() ? &moe_ops_avx512 : has_avx2() ? &moe_ops_avx2 : &moe_ops_portable;
+  if (!want || moe_cpu_set_isa(want) != MOE_OK) moe_cpu_set_isa("");
 }
 
 const char *moe_cpu_isa(void) { return moe_ops->name; }
 
 /* Grow-only per-thread buffers: the pool's threads live as long as the process, so these are
  * allocated once per shape high-water mark, not per call. */
-static _Thread_local struct { float *p; int64_t n; } scratch[4];
+static _Thread_local struct { float *p; int64_t n; } scratch[6];
 
 float *moe_scratch(int slot, int64_t floats) {
   if (floats < 16) floats = 16;
