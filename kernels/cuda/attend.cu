@@ -44,12 +44,11 @@ static __device__ void attend_one(const Keys &K, int64_t last, const float *qk, 
     for (int j = warp; j < n; j += nw) {
       const int64_t r = K.row(i0 + j);
       const float *k = K.key(r), *kr = K.rope(r);
-      float a = 0.f, b = 0.f;
+      float a = 0.f;
       for (int64_t c = lane; c < dk; c += 32) a += qk[c] * k[c];
-      for (int64_t c = lane; c < dr; c += 32) b += qr[c] * kr[c];
+      for (int64_t c = lane; c < dr; c += 32) a += qr[c] * kr[c];
       a = warp_sum(a);
-      b = warp_sum(b);
-      if (lane == 0) p[j] = (a + b) * scale, rows[j] = r;
+      if (lane == 0) p[j] = a * scale, rows[j] = r;
     }
     __syncthreads();
     float mt = m;

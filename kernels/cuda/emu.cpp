@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <ucontext.h>
+#include <mutex>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -23,7 +24,7 @@ asm(".text\n.globl emu_switch\n.hidden emu_switch\n.type emu_switch,@function\ne
 #endif
 
 namespace emu {
-thread_local dim3 thread_idx, block_idx, block_dim, grid_dim;
+EMU_HIDDEN dim3 thread_idx, block_idx, block_dim, grid_dim;
 
 enum State { RUN, AT_BLOCK, AT_WARP, DONE };
 struct Fiber {
@@ -49,9 +50,16 @@ struct Sched {
   void (*tramp)(void *) = nullptr;
   void *ctx = nullptr;
   std::vector<unsigned char> smem;
-  uint64_t xchg[1024];
+  uint64_t xchg[2][1024];
+  unsigned mma_seq[1024]; /* mma calls of each fiber since it last parked */
+  dim3 tidx[1024];
+  int n_done, n_block, warp_wait[32], warp_live[32]; /* barrier bookkeeping */
+  struct Mma { uint16_t a[256], b[256]; float c[256], d[256]; };
+  std::vector<Mma> mma_log[32]; /* per warp, written by lane 0 */
+  unsigned char parity[1024];
 };
-static thread_local Sched S;
+static Sched S;
+static std::mutex launch_lock; /* one grid at a time: S and __shared__ are process-wide */
 static thread_local gpuError_t last_error = gpuSuccess;
 
 void fail(const char *what) {
@@ -60,9 +68,6 @@ void fail(const char *what) {
   abort();
 }
 
-static void set_thread(int i) {
-  thread_idx = dim3(i % block_dim.x, (i / block_dim.x) % block_dim.y, i / (block_dim.x * block_dim.y));
-}
 
 static void to_main(int me) {
 #ifdef FAST_SWITCH
@@ -82,56 +87,74 @@ static void to_fiber(int i) {
 
 static void park(State s) {
   int me = S.cur;
+  S.mma_seq[me] = 0;
   S.f[me].state = s;
+  if (s == AT_BLOCK) S.n_block++;
+  else S.warp_wait[me >> 5]++;
   to_main(me);
-  set_thread(me);
+  thread_idx = S.tidx[me];
 }
 void sync_block() { park(AT_BLOCK); }
 void sync_warp() { park(AT_WARP); }
 
+/* Two exchange slots per lane, used alternately: one barrier per shuffle suffices, since no lane
+ * can write a slot again before every lane has passed the next shuffle's barrier. */
 uint64_t xchg_xor(uint64_t v, int mask) {
-  int me = S.cur, src = (me & ~31) | ((me & 31) ^ mask);
-  S.xchg[me] = v;
+  int me = S.cur, src = (me & ~31) | ((me & 31) ^ mask), k = S.parity[me] ^= 1;
+  S.xchg[k][me] = v;
   sync_warp();
-  uint64_t r = src < S.n ? S.xchg[src] : v;
-  sync_warp(); /* nobody overwrites a slot before every lane has read it */
-  return r;
+  return src < S.n ? S.xchg[k][src] : v;
 }
 
 unsigned char *dyn_smem() { return S.smem.data(); }
 
+bool mma_replay(const void *a, const void *b, const float *c, float *d) {
+  int me = S.cur, w = me >> 5;
+  unsigned k = S.mma_seq[me]++;
+  if ((me & 31) == 0) {
+    if (k == 0) S.mma_log[w].clear();
+    return false;
+  }
+  if (k >= S.mma_log[w].size()) return false;
+  const Sched::Mma &e = S.mma_log[w][k];
+  if (memcmp(e.a, a, sizeof e.a) || memcmp(e.b, b, sizeof e.b) || memcmp(e.c, c, sizeof e.c)) return false;
+  memcpy(d, e.d, sizeof e.d);
+  return true;
+}
+
+void mma_record(const void *a, const void *b, const float *c, const float *d) {
+  int me = S.cur;
+  if (me & 31) return;
+  Sched::Mma e;
+  memcpy(e.a, a, sizeof e.a), memcpy(e.b, b, sizeof e.b), memcpy(e.c, c, sizeof e.c), memcpy(e.d, d, sizeof e.d);
+  S.mma_log[me >> 5].push_back(e);
+}
+
 static void entry() {
   S.tramp(S.ctx);
   S.f[S.cur].state = DONE;
+  S.n_done++;
+  S.warp_live[S.cur >> 5]--;
 #ifdef FAST_SWITCH
   to_main(S.cur); /* never resumed */
   abort();
 #endif
 } /* with ucontext, returns to S.main through uc_link */
 
-/* Releases the block barrier or one warp's barrier; false when nothing can move. */
+/* Releases the block barrier, or every warp whose live lanes all wait at a warp barrier;
+ * false when nothing can move. */
 static bool release() {
-  int live = 0, at_block = 0;
-  for (auto &f : S.f) {
-    live += f.state != DONE;
-    at_block += f.state == AT_BLOCK;
-  }
-  if (live == 0) return false;
-  if (at_block == live) {
-    for (auto &f : S.f) if (f.state == AT_BLOCK) f.state = RUN;
+  if (S.n_block > 0 && S.n_block == S.n - S.n_done) {
+    for (int i = 0; i < S.n; i++) if (S.f[i].state == AT_BLOCK) S.f[i].state = RUN;
+    S.n_block = 0;
     return true;
   }
   bool any = false;
   for (int w = 0; w * 32 < S.n; w++) {
-    int lo = w * 32, hi = std::min(S.n, lo + 32), wait = 0, alive = 0;
-    for (int i = lo; i < hi; i++) {
-      alive += S.f[i].state != DONE;
-      wait += S.f[i].state == AT_WARP;
-    }
-    if (alive > 0 && wait == alive) {
-      for (int i = lo; i < hi; i++) if (S.f[i].state == AT_WARP) S.f[i].state = RUN;
-      any = true;
-    }
+    if (S.warp_wait[w] == 0 || S.warp_wait[w] != S.warp_live[w]) continue;
+    for (int i = w * 32; i < std::min(S.n, w * 32 + 32); i++) if (S.f[i].state == AT_WARP) S.f[i].state = RUN;
+    S.warp_wait[w] = 0;
+    any = true;
   }
   return any;
 }
@@ -155,17 +178,20 @@ static void run_block() {
     makecontext(&f.ctx, entry, 0);
 #endif
     f.state = RUN;
+    S.parity[i] = 0;
+    S.mma_seq[i] = 0;
+    S.tidx[i] = dim3(i % block_dim.x, (i / block_dim.x) % block_dim.y, i / (block_dim.x * block_dim.y));
   }
+  S.n_done = S.n_block = 0;
+  for (int w = 0; w * 32 < S.n; w++) S.warp_wait[w] = 0, S.warp_live[w] = std::min(32, S.n - w * 32);
   for (;;) {
     for (int i = 0; i < S.n; i++) {
       if (S.f[i].state != RUN) continue;
       S.cur = i;
-      set_thread(i);
+      thread_idx = S.tidx[i];
       to_fiber(i);
     }
-    bool done = true;
-    for (auto &f : S.f) done = done && f.state == DONE;
-    if (done) return;
+    if (S.n_done == S.n) return;
     if (!release()) fail("deadlock: threads wait at different barriers (divergent __syncthreads or shuffle)");
   }
 }
@@ -180,6 +206,7 @@ void launch(dim3 g, dim3 b, size_t smem, void (*tramp)(void *), void *ctx) {
     last_error = gpuErrorInvalidValue;
     return;
   }
+  std::lock_guard<std::mutex> hold(launch_lock);
   S.n = (int)n;
   S.f.resize(n);
   while (S.stacks.size() < n) S.stacks.push_back((char *)malloc(STACK));

@@ -3,7 +3,9 @@
  * checks what a real launch would reject (block size, dynamic shared memory, wmma alignment).
  * Every GPU thread of a block is a fiber on the calling OS thread; __syncthreads, __syncwarp and
  * shuffles switch fibers, so barrier semantics (and divergent-barrier deadlocks) are real.
- * Blocks run one after another, so __shared__ is a per-OS-thread static. */
+ * Blocks run one after another and launches from different OS threads take turns (a lock), so
+ * __shared__ is a plain static and the thread coordinates are plain globals (thread-locals cost
+ * a call per access in a shared library, which made the emulator three times slower). */
 #ifndef MOE_EMU_H
 #define MOE_EMU_H
 #include <cmath>
@@ -18,7 +20,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __shared__ static thread_local
+#define __shared__ static
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 #define MOE_BACKEND_NAME "emu"
@@ -34,12 +36,17 @@ struct alignas(16) uint4 { unsigned x, y, z, w; };
 struct alignas(8) int2 { int x, y; };
 
 namespace emu {
-extern thread_local dim3 thread_idx, block_idx, block_dim, grid_dim;
+#define EMU_HIDDEN __attribute__((visibility("hidden")))
+extern EMU_HIDDEN dim3 thread_idx, block_idx, block_dim, grid_dim;
 void launch(dim3 g, dim3 b, size_t smem, void (*tramp)(void *), void *ctx);
 void sync_block();
 void sync_warp();
 uint64_t xchg_xor(uint64_t v, int mask);
 unsigned char *dyn_smem();
+/* The lanes of a warp run one after another and repeat lane 0's mma calls with the same tiles:
+ * lane 0 records (a, b, c) -> d; the others replay on a byte-exact match instead of recomputing. */
+bool mma_replay(const void *a, const void *b, const float *c, float *d);
+void mma_record(const void *a, const void *b, const float *c, const float *d);
 void fail(const char *what); /* aborts: a kernel did what a GPU would not allow */
 
 template <class... P> struct Kernel {
@@ -140,12 +147,14 @@ template <class L> void load_matrix_sync(fragment<matrix_b, 16, 16, 16, gpu_bf16
 template <class LA, class LB>
 void mma_sync(fragment<accumulator, 16, 16, 16, float> &d, const fragment<matrix_a, 16, 16, 16, gpu_bf16, LA> &a,
               const fragment<matrix_b, 16, 16, 16, gpu_bf16, LB> &b, const fragment<accumulator, 16, 16, 16, float> &c) {
+  if (::emu::mma_replay(a.x, b.x, c.x, d.x)) return;
   float fa[256], fb[256], r[256]; /* loop order m, k, n: the n loop vectorises */
   for (int i = 0; i < 256; i++) fa[i] = gpu_bf2f(a.x[i]), fb[i] = gpu_bf2f(b.x[i]), r[i] = 0.f;
   for (int m = 0; m < 16; m++)
     for (int k = 0; k < 16; k++)
       for (int n = 0; n < 16; n++) r[m * 16 + n] += fa[m * 16 + k] * fb[k * 16 + n];
   for (int i = 0; i < 256; i++) r[i] += c.x[i];
+  ::emu::mma_record(a.x, b.x, c.x, r);
   memcpy(d.x, r, sizeof r);
 }
 inline void store_matrix_sync(float *p, const fragment<accumulator, 16, 16, 16, float> &f, unsigned ldm, layout_t l) {
