@@ -121,6 +121,7 @@ async function main() {
     model: { type: "string" }, threads: { type: "string" }, reps: { type: "string", default: "3" },
     steps: { type: "string", default: "32" }, json: { type: "boolean", default: false },
     "no-depth": { type: "boolean", default: false }, profile: { type: "boolean", default: false },
+    quick: { type: "boolean", default: false }, // decode b1 only (A/B comparisons of kernels)
   } });
   if (!values.model) throw new Error("usage: bun scripts/bench.ts --model DIR [--threads N] [--reps R] [--steps S] [--json]");
   const reps = Number(values.reps), steps = Number(values.steps);
@@ -177,9 +178,10 @@ async function main() {
 
   log(`bench: ${values.model}, ${threads} threads, best of ${reps}, ${steps} decode steps per pass`);
   await prefillRun(128); // warm-up: maps pages, fills caches
-  const p128 = await prefillRun(128);
+  const none: Timing = { ms: 1, kernelMs: 0, tokens: 0 };
+  const p128 = values.quick ? none : await prefillRun(128);
   log(`prefill 128: ${rate(p128).toFixed(1)} tok/s`);
-  const p512 = await prefillRun(512);
+  const p512 = values.quick ? none : await prefillRun(512);
   log(`prefill 512: ${rate(p512).toFixed(1)} tok/s`);
   const d1 = await decodeRun(1, 128, reps);
   if (values.profile) { // per-kernel ms per decode step 
@@ -187,14 +189,14 @@ async function main() {
     log(`kernel ms per b1 step: ${per.join(", ")}`);
   }
   log(`decode b1 @128: ${rate(d1).toFixed(1)} tok/s (${(d1.ms / steps).toFixed(2)} ms/step, kernels ${((100 * d1.kernelMs) / d1.ms).toFixed(1)}%)`);
-  const dd = values["no-depth"] ? null : await decodeRun(1, 1024, reps);
+  const dd = values["no-depth"] || values.quick ? null : await decodeRun(1, 1024, reps);
   if (dd) log(`decode b1 @1024: ${rate(dd).toFixed(1)} tok/s`);
-  const d8 = await decodeRun(8, 128, reps);
+  const d8 = values.quick ? none : await decodeRun(8, 128, reps);
   log(`decode b8 @128: ${rate(d8).toFixed(1)} tok/s`);
   const bpt = bytesPerToken(ck);
   const achieved = (bpt.total * rate(d1)) / 1e9;
   const peak = process.resourceUsage().maxRSS / 1024; // KiB on Linux; before the 1 GiB bandwidth buffer
-  const bw = measureBandwidth(base, 3);
+  const bw = values.quick ? { read_gbs: NaN, copy_gbs: NaN } : measureBandwidth(base, 3);
   log(`memory bandwidth: read ${bw.read_gbs.toFixed(1)} GB/s (F32 GEMV, ${threads} threads), copy ${bw.copy_gbs.toFixed(1)} GB/s (1 thread)`);
   log(`weights read per token: ${(bpt.total / 1e6).toFixed(1)} MB`, Object.fromEntries(Object.entries(bpt.parts).map(([n, b]) => [n, +(b / 1e6).toFixed(2)])));
   log(`decode streams ${achieved.toFixed(1)} GB/s = ${((100 * achieved) / bw.read_gbs).toFixed(0)}% of measured read bandwidth`);

@@ -4,6 +4,9 @@
  * TT FMAs; tokens are blocked so the block's activations stay in L2 while the rows stream. */
 #define AI static inline __attribute__((always_inline))
 #define ES(DT) ((DT) == MOE_F32 ? 4 : (DT) == MOE_BF16 ? 2 : 1)
+/* Decoded F8 values are w * 2^-120: 2^60 goes into each block scale, 2^60 onto the output. */
+#define F8_SCALE 0x1p60f
+#define F8_OUT(DT) ((DT) == MOE_F8E4M3 ? 0x1p60f : 1.0f)
 
 AI V FN(dec)(const int DT, const uint8_t *p) {
   return DT == MOE_F32 ? VLD((const float *)p) : DT == MOE_BF16 ? dec_bf16(p) : dec_f8(p);
@@ -46,7 +49,8 @@ AI void FN(tile_nt)(const moe_gemm_nt *g, int64_t n, int64_t t, const int RR, co
     const int64_t kk = (KK);                                                           \
     V wv[4];                                                                           \
     _Pragma("GCC unroll 4") for (int r = 0; r < RR; r++) {                             \
-      if (RR > 1) _mm_prefetch((const char *)wr[0] + pf + (kk * RR + r * VL) * ES(DT), _MM_HINT_T0); \
+      if (RR > 1 && ((kk * ES(DT)) & 63) == 0) /* once per cache line of each row */      \
+        _mm_prefetch((const char *)wr[0] + pf + (kk * RR + r * 64 / ES(DT)) * ES(DT), _MM_HINT_T0); \
       wv[r] = LOADW;                                                                   \
       if (DT == MOE_F8E4M3 && !AFTER) wv[r] = VMUL(wv[r], sv[r]);                      \
     }                                                                                  \
@@ -62,7 +66,7 @@ AI void FN(tile_nt)(const moe_gemm_nt *g, int64_t n, int64_t t, const int RR, co
     const int64_t ke = kb + KB < K ? kb + KB : K;
 #pragma GCC unroll 4
     for (int r = 0; r < RR; r++) {
-      if (DT == MOE_F8E4M3) sv[r] = VSET1(sr[r][kb / 128] * 256.0f);
+      if (DT == MOE_F8E4M3) sv[r] = VSET1(sr[r][kb / 128] * F8_SCALE);
 #pragma GCC unroll 4
       for (int u = 0; u < KU; u++)
 #pragma GCC unroll 8
@@ -95,12 +99,12 @@ AI void FN(tile_nt)(const moe_gemm_nt *g, int64_t n, int64_t t, const int RR, co
   for (int j = 0; j < TT; j++) {
     float *o = g->out + (t + j) * g->ldo + n;
     if (RR == 4) {
-      __m128 s = vhsum4(acc[0][0][j], acc[0][1][j], acc[0][2][j], acc[0][3][j]);
+      __m128 s = _mm_mul_ps(vhsum4(acc[0][0][j], acc[0][1][j], acc[0][2][j], acc[0][3][j]), _mm_set1_ps(F8_OUT(DT)));
       if (g->accum) s = _mm_add_ps(s, _mm_loadu_ps(o));
       _mm_storeu_ps(o, s);
     } else {
 #pragma GCC unroll 4
-      for (int r = 0; r < RR; r++) o[r] = (g->accum ? o[r] : 0.0f) + VHSUM(acc[0][r][j]);
+      for (int r = 0; r < RR; r++) o[r] = (g->accum ? o[r] : 0.0f) + VHSUM(acc[0][r][j]) * F8_OUT(DT);
     }
   }
 }
@@ -190,7 +194,7 @@ AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const in
     for (int v = 0; v < NV; v++) {
       const int rem = cn - v * VL;
       wv[v] = rem >= VL ? FN(dec)(DT, wp + v * VL * ES(DT)) : FN(decn)(DT, wp + v * VL * ES(DT), rem);
-      if (DT == MOE_F8E4M3) wv[v] = VMUL(wv[v], VSET1(g->scale[(row / 128) * nb + (c + v * VL) / 128] * 256.0f));
+      if (DT == MOE_F8E4M3) wv[v] = VMUL(wv[v], VSET1(g->scale[(row / 128) * nb + (c + v * VL) / 128] * F8_SCALE));
     }
 #pragma GCC unroll 8
     for (int j = 0; j < TT; j++) {
@@ -205,6 +209,7 @@ AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const in
     for (int v = 0; v < NV; v++) {
       float *o = g->out + (t + j) * g->ldo + c + v * VL;
       const int rem = cn - v * VL;
+      if (DT == MOE_F8E4M3) acc[j][v] = VMUL(acc[j][v], VSET1(F8_OUT(DT)));
       if (rem >= VL) VST(o, g->accum ? VADD(VLD(o), acc[j][v]) : acc[j][v]);
       else VSTN(o, g->accum ? VADD(VLDN(o, rem), acc[j][v]) : acc[j][v], rem);
     }

@@ -35,10 +35,10 @@ static inline V dec_bf16(const uint8_t *p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
 static inline V dec_bf16n(const uint8_t *p, int n) { uint8_t b[16] = {0}; memcpy(b, p, (size_t)n * 2); return dec_bf16(b); }
-/* e4m3 -> f16 -> f32 as in vec_avx512.h (result is w * 2^-8). */
+/* e4m3 -> f32 bits as in vec_avx512.h (the result is w * 2^-120). */
 static inline V dec_f8(const uint8_t *p) {
-  __m128i w = _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)p));
-  return _mm256_cvtph_ps(_mm_and_si128(_mm_slli_epi16(w, 7), _mm_set1_epi16((short)0xBF80)));
+  __m256i d = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p));
+  return _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(d, 20), _mm256_set1_epi32((int)0x87F00000)));
 }
 static inline V dec_f8n(const uint8_t *p, int n) { uint8_t b[8] = {0}; memcpy(b, p, (size_t)n); return dec_f8(b); }
 

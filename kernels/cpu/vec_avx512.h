@@ -30,15 +30,16 @@ static inline V dec_bf16(const uint8_t *p) {
 static inline V dec_bf16n(const uint8_t *p, int n) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(VMASK(n), p)), 16));
 }
-/* e4m3 -> f16 by moving the 7 magnitude bits under the f16 exponent (s.0eeee.mmm0000000) and the
- * sign to bit 15; f16 -> f32 is exact (subnormals included). The result is w * 2^-8: the callers
- * fold 256 into the block scale. */
-static inline V f8_words(__m256i w) {
-  w = _mm256_and_si256(_mm256_slli_epi16(w, 7), _mm256_set1_epi16((short)0xBF80));
-  return _mm512_cvtph_ps(w);
+/* e4m3 -> f32 in three integer ops: sign-extend each code to 32 bits, shift the 7 magnitude
+ * bits under the f32 exponent (s.0000eeee.mmm...) and mask: the f32 read from those bits is
+ * exactly w * 2^-120 (e4m3 subnormals land on f32 subnormals, still exact). The callers fold
+ * 2^120 into the block scale and the output (F8_SCALE * F8_OUT), keeping accumulators in the
+ * normal range; FMA rounds once per step, so precision follows the accumulator, as usual. */
+static inline V f8_bits(__m512i d) {
+  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(d, 20), _mm512_set1_epi32((int)0x87F00000)));
 }
-static inline V dec_f8(const uint8_t *p) { return f8_words(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)p))); }
-static inline V dec_f8n(const uint8_t *p, int n) { return f8_words(_mm256_cvtepi8_epi16(_mm_maskz_loadu_epi8(VMASK(n), p))); }
+static inline V dec_f8(const uint8_t *p) { return f8_bits(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p))); }
+static inline V dec_f8n(const uint8_t *p, int n) { return f8_bits(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(VMASK(n), p))); }
 
 /* Four horizontal sums at once: [sum a, sum b, sum c, sum d]. */
 static inline __m128 vhsum4(V a, V b, V c, V d) {
