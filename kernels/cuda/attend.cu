@@ -1,6 +1,7 @@
-/* MLA attention: one block per (query, head) with an online softmax over tiles of keys; the
- * paged absorbed form (keys and values are the cached latent) and the naive expanded form share
- * the loop. cu_q and ctx_len are HOST arrays (common.cuh); the block tables are device memory. */
+/* MLA attention over the paged latent cache (the absorbed form, for decode and mixed batches):
+ * one block per (query, head) with an online softmax over tiles of keys; keys and values are the
+ * cached latent. cu_q and ctx_len are HOST arrays (common.cuh); block tables are device memory.
+ * The expanded (naive) form for prefill is in prefill.cu. */
 #include <vector>
 #include "common.cuh"
 
@@ -16,16 +17,6 @@ struct PagedKeys {
   __device__ const float *key(int64_t r) const { return kv + r * C; }
   __device__ const float *rope(int64_t r) const { return pe + r * dr; }
   __device__ const float *val(int64_t r) const { return kv + r * C; }
-};
-
-/* Keys of the expanded form: kv [L, H, dn+dv] (k_nope then v) and the shared k_pe [L, dr]. */
-struct ExpandedKeys {
-  const float *kv, *kpe;
-  int64_t ldkv, off, dn, dr;
-  __device__ int64_t row(int64_t i) const { return i; }
-  __device__ const float *key(int64_t r) const { return kv + r * ldkv + off; }
-  __device__ const float *rope(int64_t r) const { return kpe + r * dr; }
-  __device__ const float *val(int64_t r) const { return kv + r * ldkv + off + dn; }
 };
 
 /* out[0..dv) = softmax_i((qk . key_i + qr . rope_i) * scale) . val_i over i = 0..last.
@@ -114,29 +105,4 @@ int moe_mla_attend(float *o_lat, const float *q_lat, const float *q, const float
   st = moe_launched(__func__);
   moe_tmp_free(drows, stream);
   return st;
-}
-
-__global__ __launch_bounds__(ATT_THREADS) void attend_naive_kernel(float *out, const float *q, const float *kv,
-                                                                 const float *k_pe, int64_t q_pos0, int64_t H,
-                                                                 int64_t dn, int64_t dr, int64_t dv, float scale) {
-  MOE_DYN_SMEM(smem);
-  float *qs = (float *)smem, *acc = qs + dn + dr;
-  const int64_t t = blockIdx.x, h = blockIdx.y;
-  const float *qh = q + (t * H + h) * (dn + dr);
-  for (int64_t i = threadIdx.x; i < dn + dr; i += blockDim.x) qs[i] = qh[i];
-  __syncthreads();
-  ExpandedKeys K = {kv, k_pe, H * (dn + dv), h * (dn + dv), dn, dr};
-  attend_one(K, q_pos0 + t, qs, dn, qs + dn, dr, acc, dv, scale, out + (t * H + h) * dv);
-}
-
-int moe_mla_attend_naive(float *out, const float *q, const float *kv, const float *k_pe, int64_t T, int64_t L,
-                         int64_t q_pos0, int64_t H, int64_t dn, int64_t dr, int64_t dv, float softmax_scale,
-                         void *stream) {
-  CHECK_PTR(out); CHECK_PTR(q); CHECK_PTR(kv); CHECK_PTR(k_pe); CHECK_POS(H);
-  CHECK(q_pos0 + T <= L, "moe_mla_attend_naive: queries reach position %lld beyond %lld keys", (long long)(q_pos0 + T), (long long)L);
-  if (T <= 0) return MOE_OK;
-  size_t smem = (size_t)(dn + dr + dv) * sizeof(float);
-  CHECK(smem <= 48 * 1024 && H <= 65535, "moe_mla_attend_naive: head dims / H %lld exceed the device kernel", (long long)H);
-  MOE_LAUNCH(dim3((unsigned)T, (unsigned)H), ATT_THREADS, smem, stream, attend_naive_kernel)(out, q, kv, k_pe, q_pos0, H, dn, dr, dv, softmax_scale);
-  return moe_launched(__func__);
 }

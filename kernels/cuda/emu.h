@@ -109,6 +109,7 @@ gpuError_t gpuMemcpyAsync(void *dst, const void *src, size_t n, int kind, gpuStr
 gpuError_t gpuStreamCreate(gpuStream_t *s);
 gpuError_t gpuStreamDestroy(gpuStream_t s);
 inline gpuError_t gpuStreamSynchronize(gpuStream_t) { return gpuSuccess; }
+inline void gpuKeepPoolMemory(int) {}
 
 /* ---- bf16 and the wmma subset (each lane holds the whole 16x16 tile) ---- */
 struct gpu_bf16 { uint16_t bits; };

@@ -1,8 +1,9 @@
-/* The DeepSeek-V3 router gate (noaux_tc), one block per token: sigmoid (or softmax) scores in
- * f32, the correction bias used only to choose, group-limited top-k by the sum of each group's
- * top-2 biased scores, weights from the unbiased scores. Ties go to the lowest index, and the
- * weight normalisation sums in choice order, exactly as the CPU reference. */
-#include "common.cuh"
+/* The DeepSeek-V3 router gate (noaux_tc): the logits x W^T through the matmul engine (weights
+ * read once per tile of tokens, not once per token), then one block per token: sigmoid (or
+ * softmax) scores in f32, the correction bias used only to choose, group-limited top-k by the
+ * sum of each group's top-2 biased scores, weights from the unbiased scores. Ties go to the
+ * lowest index, and the weight normalisation sums in choice order, exactly as the CPU. */
+#include "gemm.cuh"
 
 #define GATE_THREADS 256
 #define NONE 0x7fffffff
@@ -12,10 +13,10 @@ static __device__ __forceinline__ bool beats(float v, int i, float bv, int bi) {
   return v > bv || (v == bv && i < bi);
 }
 
-__global__ __launch_bounds__(GATE_THREADS) void gate_kernel(int32_t *ids, float *weights, const float *x, int64_t ldx,
-                                                          const uint8_t *w, int32_t dtype, const float *bias, int64_t D,
-                                                          int64_t E, int64_t n_group, int64_t topk_group, int64_t k,
-                                                          int32_t score_func, int32_t norm_topk, float route_scale) {
+__global__ __launch_bounds__(GATE_THREADS) void gate_kernel(int32_t *ids, float *weights, const float *logits,
+                                                          const float *bias, int64_t E, int64_t n_group,
+                                                          int64_t topk_group, int64_t k, int32_t score_func,
+                                                          int32_t norm_topk, float route_scale) {
   MOE_DYN_SMEM(smem);
   float *scores = (float *)smem, *biased = scores + E, *group = biased + E;
   unsigned char *taken = (unsigned char *)(group + n_group);
@@ -23,17 +24,10 @@ __global__ __launch_bounds__(GATE_THREADS) void gate_kernel(int32_t *ids, float 
   __shared__ int red_i[32];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5;
   const int64_t t = blockIdx.x;
-  const float *xr = x + t * ldx;
   int32_t *ids_t = ids + t * k;
   float *w_t = weights + t * k;
 
-  for (int64_t e = warp; e < E; e += nw) { /* logits: one warp per expert row */
-    const uint8_t *wr = w + e * D * dtype_size(dtype);
-    float acc = 0.f;
-    for (int64_t i = lane; i < D; i += 32) acc += xr[i] * load_w(wr, dtype, i);
-    acc = warp_sum(acc);
-    if (lane == 0) scores[e] = acc;
-  }
+  for (int64_t e = tid; e < E; e += blockDim.x) scores[e] = logits[t * E + e];
   __syncthreads();
   if (score_func == MOE_SIGMOID) {
     for (int64_t e = tid; e < E; e += blockDim.x) scores[e] = 1.0f / (1.0f + expf(-scores[e]));
@@ -125,6 +119,15 @@ int moe_gate(int32_t *ids, float *weights, const float *x, int64_t ldx, const vo
   size_t smem = (size_t)(2 * E + n_group) * 4 + (size_t)max64(E, n_group);
   CHECK(smem <= 48 * 1024, "moe_gate: %lld experts exceed the device gate's shared memory", (long long)E);
   if (T == 0) return MOE_OK;
-  MOE_LAUNCH(dim3((unsigned)T), GATE_THREADS, smem, stream, gate_kernel)(ids, weights, x, ldx, (const uint8_t *)w, w_dtype, bias, D, E, n_group, topk_group, k, score_func, norm_topk, route_scale);
-  return moe_launched(__func__);
+  float *logits = NULL; /* [T, E] */
+  st = moe_tmp_alloc((void **)&logits, (size_t)(T * E) * sizeof(float), stream, __func__);
+  if (st) return st;
+  GemmProblem p = {x, NULL, ldx, (const uint8_t *)w, NULL, 0, logits, E, T};
+  st = moe_gemm(__func__, &p, 1, E, D, w_dtype, stream);
+  if (!st) {
+    MOE_LAUNCH(dim3((unsigned)T), GATE_THREADS, smem, stream, gate_kernel)(ids, weights, logits, bias, E, n_group, topk_group, k, score_func, norm_topk, route_scale);
+    st = moe_launched(__func__);
+  }
+  moe_tmp_free(logits, stream);
+  return st;
 }

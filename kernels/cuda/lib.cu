@@ -44,8 +44,14 @@ int moe_launched(const char *fn) { return moe_gpu_status(gpuGetLastError(), fn);
 static bool no_pools = false;
 
 int moe_tmp_alloc(void **p, size_t bytes, void *stream, const char *fn) {
+  static bool kept[64];
   if (bytes == 0) bytes = 256;
   gpuError_t e = gpuErrorMemoryAllocation;
+  int dev = 0;
+  if (gpuGetDevice(&dev) == gpuSuccess && dev >= 0 && dev < 64 && !kept[dev]) {
+    gpuKeepPoolMemory(dev);
+    kept[dev] = true;
+  }
   if (!no_pools) {
     e = gpuMallocAsync(p, bytes, (gpuStream_t)stream);
     if (e != gpuSuccess && e != gpuErrorMemoryAllocation) {

@@ -35,6 +35,13 @@
 /* AMD wavefronts are 64 wide; every shuffle here works on 32-lane groups so the kernels' "warp"
  * is 32 threads on both vendors. */
 #define gpu_shfl_xor(v, m) __shfl_xor((v), (m), 32)
+/* Stream-ordered temporaries come from the default pool; keep its memory between syncs. */
+static inline void gpuKeepPoolMemory(int dev) {
+  hipMemPool_t p;
+  uint64_t keep = ~0ull;
+  if (hipDeviceGetDefaultMemPool(&p, dev) == hipSuccess) (void)hipMemPoolSetAttribute(p, hipMemPoolAttrReleaseThreshold, &keep);
+  (void)hipGetLastError();
+}
 #define gpu_syncwarp() __syncthreads_no_op_warp()
 static __device__ __forceinline__ void __syncthreads_no_op_warp() { __builtin_amdgcn_wave_barrier(); }
 
@@ -66,6 +73,13 @@ static __device__ __forceinline__ void __syncthreads_no_op_warp() { __builtin_am
 #define gpuStreamSynchronize cudaStreamSynchronize
 #define gpuHostAllocMappedPortable(p, n) cudaHostAlloc((p), (n), cudaHostAllocMapped | cudaHostAllocPortable)
 #define gpu_shfl_xor(v, m) __shfl_xor_sync(0xffffffffu, (v), (m))
+/* Stream-ordered temporaries come from the default pool; keep its memory between syncs. */
+static inline void gpuKeepPoolMemory(int dev) {
+  cudaMemPool_t p;
+  uint64_t keep = ~0ull;
+  if (cudaDeviceGetDefaultMemPool(&p, dev) == cudaSuccess) cudaMemPoolSetAttribute(p, cudaMemPoolAttrReleaseThreshold, &keep);
+  cudaGetLastError();
+}
 #define gpu_syncwarp() __syncwarp()
 typedef __nv_bfloat16 gpu_bf16;
 #define gpu_f2bf(f) __float2bfloat16_rn(f)

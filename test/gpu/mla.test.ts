@@ -72,14 +72,15 @@ forTargets("MLA kernels", ({ device }) => {
       expect(String(s.moe_last_error())).toBe(String(c.moe_last_error()));
     }));
 
-  test("attend_naive over expanded keys", () =>
-    within((sc) => {
-      const r = rng(51), H = 2, dn = 16, dr = 8, dv = 12, L = 45, T = 40, pos0 = 5, scale = 0.2;
-      const q = randn(T * H * (dn + dr), r, 0.5), kv = randn(L * H * (dn + dv), r), kpe = randn(L * dr, r);
-      const want = new Float32Array(T * H * dv);
-      expect(c.moe_mla_attend_naive(want, q, kv, kpe, T, L, pos0, H, dn, dr, dv, scale, null)).toBe(0);
-      const out = sc.alloc(want.byteLength);
-      expect(s.moe_mla_attend_naive(out.ptr, sc.put(q), sc.put(kv), sc.put(kpe), T, L, pos0, H, dn, dr, dv, scale, null)).toBe(0);
-      expectNear(sc.get(out, new Float32Array(want.length)), want, "attend_naive", ATOL, RTOL);
-    }));
+  for (const [T, L, pos0, dn, dr, dv] of [[40, 45, 5, 16, 8, 12], [5, 70, 3, 32, 16, 40], [33, 33, 0, 24, 8, 64]])
+    test(`attend_naive over expanded keys (T=${T} L=${L} from ${pos0}, dn ${dn} dr ${dr} dv ${dv})`, () =>
+      within((sc) => {
+        const r = rng(51 + T), H = 2, scale = 0.2;
+        const q = randn(T * H * (dn + dr), r, 0.5), kv = randn(L * H * (dn + dv), r), kpe = randn(L * dr, r);
+        const want = new Float32Array(T * H * dv);
+        expect(c.moe_mla_attend_naive(want, q, kv, kpe, T, L, pos0, H, dn, dr, dv, scale, null)).toBe(0);
+        const out = sc.alloc(want.byteLength);
+        expect(s.moe_mla_attend_naive(out.ptr, sc.put(q), sc.put(kv), sc.put(kpe), T, L, pos0, H, dn, dr, dv, scale, null)).toBe(0);
+        expectNear(sc.get(out, new Float32Array(want.length)), want, "attend_naive", ATOL, RTOL);
+      }));
 });
