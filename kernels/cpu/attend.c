@@ -6,7 +6,7 @@
  * Scores live in per-thread scratch; parallel over (query, head group) or (head, query block). */
 #include "common.h"
 
-#define HEAD_GROUP 4 /* heads per absorbed item: 4 items per decoded token keep 2-4 threads busy */
+#define HEAD_GROUP 8 /* heads per absorbed item: 8 share each cached row load; 2 items per token at H=16 */
 #define QUERY_BLOCK 8
 
 typedef struct {

@@ -181,7 +181,7 @@ static void FN(gemm_nt)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0
  * columns in all). Each k decodes NV weight vectors of row row0+k and broadcasts a[t, k]. */
 AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const int TT, const int NV, const int DT) {
   const int64_t nb = (g->ldw + 127) / 128;
-  V acc[4][4];
+  V acc[TT_MAX][4];
 #pragma GCC unroll 8
   for (int j = 0; j < TT; j++)
 #pragma GCC unroll 8
@@ -223,9 +223,18 @@ AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const in
 AI void FN(nn_dtype)(const moe_gemm_nn *g, int64_t t0, int64_t t1, const int DT) {
   for (int64_t c = 0; c < g->N; c += 4 * VL) {
     const int cn = (int)(g->N - c < 4 * VL ? g->N - c : 4 * VL);
-    int64_t t = t0;
-    for (; t + 4 <= t1; t += 4) NN_TILE(4, DT);
-    for (; t < t1; t++) NN_TILE(1, DT);
+    for (int64_t t = t0; t < t1; t += TT_MAX) {
+      switch (t1 - t < TT_MAX ? t1 - t : TT_MAX) {
+        case 1: NN_TILE(1, DT); break;
+        case 2: NN_TILE(2, DT); break;
+#if TT_MAX > 3
+        case 3: NN_TILE(3, DT); break;
+        case 4: NN_TILE(4, DT); break;
+        case 5: NN_TILE(5, DT); break;
+#endif
+        default: NN_TILE(TT_MAX, DT); break;
+      }
+    }
   }
 }
 
