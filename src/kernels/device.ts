@@ -2,7 +2,7 @@
 // library); a DeviceBuffer is memory moe_alloc'd on it, freed by its idempotent destroy(). Kernels
 // of that library take `buffer.ptr` where the ABI wants a device pointer. See
 // kernels/cuda/common.cuh for which kernel arguments are device and which are host memory.
-import { dlopen } from "bun:ffi";
+import { type Pointer, dlopen } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { type Backend, type KernelSymbols, SYMBOLS, libraryPath } from "./ffi.ts";
 
@@ -22,7 +22,15 @@ export function parseDevice(spec: string): { backend: Backend; index: number } {
   return { backend, index: m[2] === undefined ? 0 : Number(m[2]) };
 }
 
-type View = ArrayBufferView & { readonly byteLength: number };
+/** Host memory a copy may read or fill. */
+export type HostArray = Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array
+  | Float64Array | BigInt64Array | BigUint64Array;
+type View = HostArray;
+
+/** A device address `bytes` past p (device pointers are plain numbers to bun:ffi). */
+export function addr(p: Pointer, bytes: number): Pointer {
+  return (p + bytes) as Pointer;
+}
 const libs = new Map<string, KernelSymbols>();
 
 export class Device {
@@ -80,15 +88,15 @@ export class Device {
 
 /** Device memory owned by this object; `ptr` is the device address to hand to the kernels. */
 export class DeviceBuffer {
-  private p: number;
+  private p: Pointer | 0;
 
   constructor(readonly device: Device, readonly bytes: number) {
     const out = new BigUint64Array(1);
     device.check(`moe_alloc(${bytes})`, device.symbols.moe_alloc(out, bytes));
-    this.p = Number(out[0]);
+    this.p = Number(out[0]) as Pointer;
   }
 
-  get ptr(): number {
+  get ptr(): Pointer {
     if (this.p === 0) throw new DeviceError("use of a destroyed DeviceBuffer");
     return this.p;
   }
@@ -98,23 +106,23 @@ export class DeviceBuffer {
   }
 
   /** Device address `offset` bytes in. */
-  at(offset: number): number {
+  at(offset: number): Pointer {
     if (offset < 0 || offset > this.bytes) throw new DeviceError(`offset ${offset} outside a ${this.bytes}-byte buffer`);
-    return this.ptr + offset;
+    return addr(this.ptr, offset);
   }
 
   /** Queues a copy of src to `offset` bytes in; src may be reused as soon as this returns. */
   upload(src: View, offset = 0, stream: Stream | null = null): void {
     this.range(offset, src.byteLength);
     if (src.byteLength === 0) return;
-    this.device.check("moe_memcpy_h2d", this.device.symbols.moe_memcpy_h2d(this.ptr + offset, src, src.byteLength, stream?.handle ?? null));
+    this.device.check("moe_memcpy_h2d", this.device.symbols.moe_memcpy_h2d(this.at(offset), src, src.byteLength, stream?.handle ?? null));
   }
 
   /** Copies into `into` from `offset` bytes in and waits for the stream, so `into` is ready. */
   download<T extends View>(into: T, offset = 0, stream: Stream | null = null): T {
     this.range(offset, into.byteLength);
     if (into.byteLength === 0) return into;
-    this.device.check("moe_memcpy_d2h", this.device.symbols.moe_memcpy_d2h(into, this.ptr + offset, into.byteLength, stream?.handle ?? null));
+    this.device.check("moe_memcpy_d2h", this.device.symbols.moe_memcpy_d2h(into, this.at(offset), into.byteLength, stream?.handle ?? null));
     this.device.sync(stream);
     return into;
   }
@@ -134,15 +142,15 @@ export class DeviceBuffer {
 
 /** A device stream: kernels queued on it run in order; Device.sync(stream) waits for them. */
 export class Stream {
-  private h: number;
+  private h: Pointer | 0;
 
   constructor(readonly device: Device) {
     const out = new BigUint64Array(1);
     device.check("moe_stream_create", device.symbols.moe_stream_create(out));
-    this.h = Number(out[0]);
+    this.h = Number(out[0]) as Pointer;
   }
 
-  get handle(): number {
+  get handle(): Pointer {
     if (this.h === 0) throw new DeviceError("use of a destroyed Stream");
     return this.h;
   }

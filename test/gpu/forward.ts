@@ -3,18 +3,19 @@
 // device, everything is queued on one stream. The host only routes (each MoE layer's gate
 // choices come back once, as the router actor would read them) and reads the result. Used by
 // the benchmark (scripts/bench-gpu.ts) and checked against the goldens (forward.test.ts).
+import type { Pointer } from "bun:ffi";
 import { type Weight, openCheckpoint } from "../../src/checkpoint/checkpoint.ts";
 import type { ModelConfig } from "../../src/config/model.ts";
-import type { Device, DeviceBuffer, Stream } from "../../src/kernels/device.ts";
+import { type Device, type DeviceBuffer, type Stream, addr } from "../../src/kernels/device.ts";
 import { loadExpertWeights } from "../../src/model/mlp.ts";
 import { ropeInvFreq } from "../../src/model/rope.ts";
 
-interface DW { ptr: number; scale: number | null; dtype: number; rows: number; cols: number; bytes: number }
+interface DW { ptr: Pointer; scale: Pointer | null; dtype: number; rows: number; cols: number; bytes: number }
 interface Mlp { w1: DW; w3: DW; w2: DW; I: number }
 interface Layer {
   attnNorm: DW; ffnNorm: DW; wq: DW | null; wqA: DW | null; qNorm: DW | null; wqB: DW | null;
   wkvA: DW; kvNorm: DW; wkvB: DW; wo: DW; dense: Mlp | null; shared: Mlp | null;
-  gate: DW | null; bias: number | null; tables: BigUint64Array[]; edtype: number; kv: DeviceBuffer; pe: DeviceBuffer;
+  gate: DW | null; bias: Pointer | null; tables: BigUint64Array[]; edtype: number; kv: DeviceBuffer; pe: DeviceBuffer;
 }
 
 export class GpuForward {
@@ -28,8 +29,8 @@ export class GpuForward {
   private readonly embed: DW;
   private readonly norm: DW;
   private readonly head: DW;
-  private readonly invFreq: number;
-  private readonly blockTable: number;
+  private readonly invFreq: Pointer;
+  private readonly blockTable: Pointer;
   private readonly pages: number;
 
   constructor(private readonly device: Device, dir: string, maxLen: number, private readonly pageSize = 64) {
@@ -71,7 +72,7 @@ export class GpuForward {
         expertBytes = ws[0].w1.bytes + ws[0].w3.bytes + ws[0].w2.bytes;
         L.edtype = ws[0].w1.dtype;
         bytes -= expertBytes * ws.length;
-        const t = (f: (m: Mlp) => number | null) => new BigUint64Array(ws.map((m) => BigInt(f(m) ?? 0)));
+        const t = (f: (m: Mlp) => Pointer | null) => new BigUint64Array(ws.map((m) => BigInt(f(m) ?? 0)));
         L.tables = [t((m) => m.w1.ptr), t((m) => m.w1.scale), t((m) => m.w3.ptr), t((m) => m.w3.scale), t((m) => m.w2.ptr), t((m) => m.w2.scale)];
         bytes += expertBytes * c.num_experts_per_tok;
       }
@@ -105,16 +106,16 @@ export class GpuForward {
     this.device.check(what, st);
   }
 
-  private lin(out: number, x: number, w: DW, T: number, o: { ldo?: number; ldx?: number; N?: number; K?: number } = {}): void {
+  private lin(out: Pointer, x: Pointer, w: DW, T: number, o: { ldo?: number; ldx?: number; N?: number; K?: number } = {}): void {
     const N = o.N ?? w.rows, K = o.K ?? w.cols;
     this.ok("moe_linear", this.device.symbols.moe_linear(out, o.ldo ?? N, x, o.ldx ?? K, w.ptr, w.scale, w.dtype, 0, T, N, K, this.stream.handle));
   }
 
-  private norm_(out: number, x: number, w: DW, T: number, D: number, ldx = D): void {
+  private norm_(out: Pointer, x: Pointer, w: DW, T: number, D: number, ldx = D): void {
     this.ok("moe_rmsnorm", this.device.symbols.moe_rmsnorm(out, D, x, ldx, w.ptr, w.dtype, T, D, this.c.rms_norm_eps, this.stream.handle));
   }
 
-  private mlp(m: Mlp, out: number, x: number, T: number): void {
+  private mlp(m: Mlp, out: Pointer, x: Pointer, T: number): void {
     const s = this.device.symbols, g = this.A("g", T * m.I * 4).ptr, u = this.A("u", T * m.I * 4).ptr;
     this.lin(g, x, m.w1, T);
     this.lin(u, x, m.w3, T);
@@ -149,11 +150,11 @@ export class GpuForward {
       this.ok("moe_add", s.moe_add(h, D, y, D, 1, T, D, st));
     }
     const hn = this.A("hn", 4 * D).ptr;
-    this.norm_(hn, h + 4 * (T - 1) * D, this.norm, 1, D);
+    this.norm_(hn, addr(h, 4 * (T - 1) * D), this.norm, 1, D);
     this.lin(this.A("logits", 4 * c.vocab_size).ptr, hn, this.head, 1);
   }
 
-  private mla(L: Layer, x: number, y: number, positions: number, T: number, start: number): void {
+  private mla(L: Layer, x: Pointer, y: Pointer, positions: Pointer, T: number, start: number): void {
     const { c } = this, s = this.device.symbols, st = this.stream.handle;
     const H = c.num_attention_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim, C = c.kv_lora_rank;
     const q = this.A("q", 4 * T * H * (dn + dr)).ptr; // [T, H, dn+dr]
@@ -170,7 +171,7 @@ export class GpuForward {
     this.ok("moe_rope", s.moe_rope(kv, C + dr, 0, 1, C, positions, this.invFreq, T, dr, st));
     const lat = this.A("lat", 4 * T * C).ptr;
     this.norm_(lat, kv, L.kvNorm, T, C, C + dr);
-    this.ok("moe_kv_write", s.moe_kv_write(L.kv.ptr, L.pe.ptr, lat, C, kv + 4 * C, C + dr, positions, T, C, dr, st));
+    this.ok("moe_kv_write", s.moe_kv_write(L.kv.ptr, L.pe.ptr, lat, C, addr(kv, 4 * C), C + dr, positions, T, C, dr, st));
     const o = this.A("o", 4 * T * H * dv).ptr, Lk = start + T; // [T, H*dv]
     if (T >= 32) { // prefill: expand kv_b over the context (model.ts's "naive")
       const gl = this.A("glat", 4 * Lk * C).ptr, gp = this.A("gpe", 4 * Lk * dr).ptr, kvx = this.A("kvx", 4 * Lk * H * (dn + dv)).ptr;
@@ -187,7 +188,7 @@ export class GpuForward {
     this.lin(y, o, L.wo, T);
   }
 
-  private moe(L: Layer, x: number, y: number, T: number): void {
+  private moe(L: Layer, x: Pointer, y: Pointer, T: number): void {
     const { c, device } = this, s = device.symbols, st = this.stream.handle, D = c.hidden_size, k = c.num_experts_per_tok;
     const E = c.n_routed_experts, grouped = c.topk_method !== "greedy", sig = c.scoring_func === "sigmoid";
     const gi = this.A("gids", 4 * T * k), gw = this.A("gw", 4 * T * k);

@@ -3,8 +3,10 @@
 // code on any machine). A target that cannot run is skipped with a printed reason.
 // MOE_GPU_TARGETS=cuda,emu picks targets; MOE_GPU_REQUIRE=cuda makes a missing one an error.
 import { describe } from "bun:test";
+import type { Pointer } from "bun:ffi";
 import { join } from "node:path";
-import { Device, DeviceBuffer } from "../../src/kernels/device.ts";
+import { Device, DeviceBuffer, addr } from "../../src/kernels/device.ts";
+import type { HostArray } from "../../src/kernels/device.ts";
 import { type KernelSymbols, openLibrary } from "../../src/kernels/ffi.ts";
 import { compare } from "../helpers/golden.ts";
 
@@ -75,7 +77,7 @@ export function randn(n: number, r: () => number, scale = 1): Float32Array {
 export class Scope {
   private readonly bufs: DeviceBuffer[] = [];
   constructor(readonly device: Device) {}
-  put(a: ArrayBufferView): number {
+  put(a: HostArray): Pointer {
     const b = this.device.upload(a);
     this.bufs.push(b);
     return b.ptr;
@@ -86,22 +88,25 @@ export class Scope {
     return b;
   }
   /** Device address of a weight's data (as unaligned as it was padded) and of its scales. */
-  weight(w: HostWeight): { data: number; scale: number | null } {
-    return { data: this.put(w.raw) + w.pad, scale: w.scale ? this.put(w.scale) : null };
+  weight(w: HostWeight): { data: Pointer; scale: Pointer | null } {
+    return { data: addr(this.put(w.raw), w.pad), scale: w.scale ? this.put(w.scale) : null };
   }
   /** A device buffer holding a copy of `a`, to read back later with get(). */
-  buf(a: ArrayBufferView): DeviceBuffer {
+  buf(a: HostArray): DeviceBuffer {
     const b = this.device.upload(a);
     this.bufs.push(b);
     return b;
   }
-  get<T extends ArrayBufferView>(b: DeviceBuffer, into: T): T {
+  get<T extends HostArray>(b: DeviceBuffer, into: T): T {
     return b.download(into);
   }
   free(): void {
     for (const b of this.bufs) b.destroy();
   }
 }
+
+/** A non-NULL address for calls that must be refused before they touch memory. */
+export const FAKE = 8 as Pointer;
 
 /** Fails with the worst element when |got - want| > atol + rtol * |want| anywhere. */
 export function expectNear(got: ArrayLike<number>, want: ArrayLike<number>, what: string, atol: number, rtol: number): void {

@@ -3,7 +3,8 @@
 // sequences of mixed decode/prefill; naive expanded). Online vs two-pass softmax and different
 // summation orders: agreement to ~1e-6 of the values' scale.
 import { expect, test } from "bun:test";
-import { Scope, cpu, expectNear, forTargets, randn, randomWeight, rng } from "./harness.ts";
+import { addr } from "../../src/kernels/device.ts";
+import { FAKE, Scope, cpu, expectNear, forTargets, randn, randomWeight, rng } from "./harness.ts";
 
 const ATOL = 2e-5, RTOL = 1e-4;
 
@@ -25,7 +26,7 @@ forTargets("MLA kernels", ({ device }) => {
       const kv = new Float32Array(pages * ps * C), pe = new Float32Array(pages * ps * dr);
       expect(c.moe_kv_write(kv, pe, lat, ld, lat.subarray(C), ld, slots, T, C, dr, null)).toBe(0);
       const dkv = sc.buf(new Float32Array(kv.length)), dpe = sc.buf(new Float32Array(pe.length)), dl = sc.put(lat);
-      expect(s.moe_kv_write(dkv.ptr, dpe.ptr, dl, ld, dl + 4 * C, ld, sc.put(slots), T, C, dr, null)).toBe(0);
+      expect(s.moe_kv_write(dkv.ptr, dpe.ptr, dl, ld, addr(dl, 4 * C), ld, sc.put(slots), T, C, dr, null)).toBe(0);
       expect(Array.from(sc.get(dkv, new Float32Array(kv.length)))).toEqual(Array.from(kv));
       expect(Array.from(sc.get(dpe, new Float32Array(pe.length)))).toEqual(Array.from(pe));
       const L = 14, gl = new Float32Array(L * C), gp = new Float32Array(L * dr);
@@ -67,7 +68,7 @@ forTargets("MLA kernels", ({ device }) => {
         dr, ps, scale, null)).toBe(0);
       expectNear(sc.get(out, new Float32Array(want.length)), want, "attend", ATOL, RTOL);
       const bad = new Int32Array([0, 2, 2, 2]);
-      expect(s.moe_mla_attend(out.ptr, 8, 8, 8, 8, 8, maxBlocks, bad, ctx, 3, H, C, dn, dr, ps, scale, null))
+      expect(s.moe_mla_attend(out.ptr, FAKE, FAKE, FAKE, FAKE, FAKE, maxBlocks, bad, ctx, 3, H, C, dn, dr, ps, scale, null))
         .toBe(c.moe_mla_attend(want, ql, q, kv, pe, bt, maxBlocks, bad, ctx, 3, H, C, dn, dr, ps, scale, null));
       expect(String(s.moe_last_error())).toBe(String(c.moe_last_error()));
     }));

@@ -3,7 +3,7 @@
 // (tensor-core) regimes, with empty experts and unaligned weights.
 import { expect, test } from "bun:test";
 import { ptr } from "bun:ffi";
-import { type HostWeight, Scope, cpu, expectNear, forTargets, randn, randomWeight, rng } from "./harness.ts";
+import { FAKE, type HostWeight, Scope, cpu, expectNear, forTargets, randn, randomWeight, rng } from "./harness.ts";
 
 forTargets("MoE kernels", ({ device }) => {
   const s = device.symbols, c = cpu();
@@ -13,6 +13,7 @@ forTargets("MoE kernels", ({ device }) => {
     { T: 3, D: 200, E: 64, G: 8, TG: 3, k: 6, f: 0, bias: true, dtype: 0 },
     { T: 4, D: 64, E: 12, G: 1, TG: 1, k: 3, f: 1, bias: false, dtype: 1 }, // softmax, no groups
     { T: 2, D: 64, E: 40, G: 4, TG: 4, k: 5, f: 0, bias: false, dtype: 1 }, // group max without bias
+    { T: 37, D: 256, E: 64, G: 8, TG: 4, k: 6, f: 0, bias: true, dtype: 1 }, // logits on the tensor-core path
   ];
   for (const g of gates)
     test(`gate E=${g.E} groups=${g.G}/${g.TG} k=${g.k} ${g.f ? "softmax" : "sigmoid"}${g.bias ? " + bias" : ""}`, () => {
@@ -89,7 +90,7 @@ forTargets("MoE kernels", ({ device }) => {
   test("experts: validation reads the host offsets as the CPU does", () => {
     const offsets = new Int32Array([0, 2, 1]), t = new BigUint64Array(2), x = new Float32Array(4);
     const a = c.moe_experts(x, 1, x, 1, offsets, null, null, t, null, t, null, t, null, 1, 2, 1, 1, null, null);
-    const b = s.moe_experts(8, 1, 8, 1, offsets, null, null, t, null, t, null, t, null, 1, 2, 1, 1, null, null);
+    const b = s.moe_experts(FAKE, 1, FAKE, 1, offsets, null, null, t, null, t, null, t, null, 1, 2, 1, 1, null, null);
     expect(b).toBe(a);
     expect(String(s.moe_last_error())).toBe(String(c.moe_last_error()));
   });

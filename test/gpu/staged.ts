@@ -2,6 +2,7 @@
 // implementation that stages host arrays to the device around every call (weights are uploaded
 // once). Slow, but it checks every kernel the forward uses, on the real fixture weights, against
 // the goldens. The device-resident forward for benchmarks is forward.ts.
+import type { Pointer } from "bun:ffi";
 import { openCheckpoint } from "../../src/checkpoint/checkpoint.ts";
 import type { Weight } from "../../src/checkpoint/checkpoint.ts";
 import type { ModelBackend, SeqResult, SeqWork } from "../../src/engine/backend.ts";
@@ -16,7 +17,7 @@ export function stagedKernels(device: Device): Kernels {
   const s = device.symbols;
   const resident = new WeakMap<object, DeviceBuffer>();
   /** Device copy of a weight (or other constant array), uploaded on first use. */
-  const w = (a: View | null | undefined): number | null => {
+  const w = (a: View | null | undefined): Pointer | null => {
     if (!a || a.byteLength === 0) return null;
     let b = resident.get(a);
     if (!b) resident.set(a, (b = device.upload(a)));
@@ -24,7 +25,7 @@ export function stagedKernels(device: Device): Kernels {
   };
 
   /** One kernel call: inputs up, the call, outputs down, temporaries freed. */
-  const call = (name: string, f: (io: (a: View, out?: boolean) => number) => number) => {
+  const call = (name: string, f: (io: (a: View, out?: boolean) => Pointer) => number) => {
     const staged: { a: View; b: DeviceBuffer; out: boolean }[] = [];
     const io = (a: View, out = false) => {
       const same = staged.find((e) => e.a.buffer === a.buffer && e.a.byteOffset === a.byteOffset && e.a.byteLength === a.byteLength);
@@ -75,7 +76,7 @@ export function stagedKernels(device: Device): Kernels {
         g.nGroup, g.topkGroup, g.k, g.scoreFunc === "sigmoid" ? 0 : 1, g.normTopk ? 1 : 0, g.routeScale, null));
     },
     experts(out, x, groups, experts, _T, D, I) {
-      const table = (f: (e: ExpertWeights) => View | null) => new BigUint64Array(experts.map((e) => BigInt((e && w(f(e))) ?? 0)));
+      const table = (f: (e: ExpertWeights) => View | null) => new BigUint64Array(experts.map((e) => BigInt((e && w(f(e))) || 0)));
       const dtype = experts.find((e) => e)?.w1.dtype ?? 0;
       call("moe_experts", (io) => s.moe_experts(io(out, true), D, io(x), D, groups.offsets, io(groups.rows), io(groups.rw),
         table((e) => e.w1.data), table((e) => e.w1.scale), table((e) => e.w3.data), table((e) => e.w3.scale),
