@@ -105,6 +105,11 @@ gpuError_t gpuFree(void *p);
 inline gpuError_t gpuMallocAsync(void **p, size_t n, gpuStream_t) { return gpuMalloc(p, n); }
 inline gpuError_t gpuFreeAsync(void *p, gpuStream_t) { return gpuFree(p); }
 inline gpuError_t gpuHostAllocMappedPortable(void **p, size_t n) { return gpuMalloc(p, n); }
+inline gpuError_t gpuHostAllocPinned(void **p, size_t n) { return gpuMalloc(p, n); }
+typedef int gpuEvent_t; /* copies are synchronous here: events are always complete */
+inline gpuError_t gpuEventCreate(gpuEvent_t *e) { *e = 0; return gpuSuccess; }
+inline gpuError_t gpuEventRecord(gpuEvent_t, gpuStream_t) { return gpuSuccess; }
+inline gpuError_t gpuEventSynchronize(gpuEvent_t) { return gpuSuccess; }
 gpuError_t gpuMemcpyAsync(void *dst, const void *src, size_t n, int kind, gpuStream_t s);
 gpuError_t gpuStreamCreate(gpuStream_t *s);
 gpuError_t gpuStreamDestroy(gpuStream_t s);

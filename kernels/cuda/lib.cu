@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <mutex>
 #include "common.cuh"
 
 static thread_local char last_error[512];
@@ -68,12 +69,56 @@ void moe_tmp_free(void *p, void *stream) {
   if (no_pools || gpuFreeAsync(p, (gpuStream_t)stream) != gpuSuccess) gpuFree(p);
 }
 
-/* Pageable host memory is staged by the runtime before the call returns, so `host` may be
- * reused at once. */
+/* Host-to-device copies of up to STAGE_BYTES go through a pinned ring: a copy from pageable
+ * memory may wait for the stream's earlier work, a copy from pinned memory never does, so a
+ * launch that uploads its metadata still returns at once. Each slot remembers (an event) the
+ * copy that used it last; reusing a slot waits for that copy only. `host` may be reused as
+ * soon as the call returns either way. */
+#define STAGE_SLOTS 32
+#define STAGE_BYTES (256 * 1024)
+#define STAGE_DEVICES 16
+struct StageRing {
+  unsigned char *host;
+  gpuEvent_t ev[STAGE_SLOTS];
+  bool used[STAGE_SLOTS];
+  int next;
+  bool failed;
+};
+static StageRing rings[STAGE_DEVICES];
+static std::mutex rings_lock;
+
+static int h2d(void *dst, const void *src, size_t bytes, void *stream, const char *fn) {
+  int dev = -1;
+  if (bytes <= STAGE_BYTES && gpuGetDevice(&dev) == gpuSuccess && dev >= 0 && dev < STAGE_DEVICES) {
+    std::lock_guard<std::mutex> hold(rings_lock);
+    StageRing &r = rings[dev];
+    if (!r.host && !r.failed) {
+      r.failed = gpuHostAllocPinned((void **)&r.host, (size_t)STAGE_SLOTS * STAGE_BYTES) != gpuSuccess;
+      for (int i = 0; i < STAGE_SLOTS && !r.failed; i++) r.failed = gpuEventCreate(&r.ev[i]) != gpuSuccess;
+      if (r.failed) gpuGetLastError(); /* fall back to pageable copies */
+    }
+    if (!r.failed) {
+      const int i = r.next;
+      r.next = (i + 1) % STAGE_SLOTS;
+      if (r.used[i]) {
+        int st = moe_gpu_status(gpuEventSynchronize(r.ev[i]), fn);
+        if (st) return st;
+      }
+      unsigned char *slot = r.host + (size_t)i * STAGE_BYTES;
+      memcpy(slot, src, bytes);
+      int st = moe_gpu_status(gpuMemcpyAsync(dst, slot, bytes, gpuMemcpyHostToDevice, (gpuStream_t)stream), fn);
+      if (!st) st = moe_gpu_status(gpuEventRecord(r.ev[i], (gpuStream_t)stream), fn);
+      r.used[i] = st == MOE_OK;
+      return st;
+    }
+  }
+  return moe_gpu_status(gpuMemcpyAsync(dst, src, bytes, gpuMemcpyHostToDevice, (gpuStream_t)stream), fn);
+}
+
 int moe_tmp_upload(void **dev, const void *host, size_t bytes, void *stream, const char *fn) {
   int st = moe_tmp_alloc(dev, bytes, stream, fn);
   if (st) return st;
-  st = moe_gpu_status(gpuMemcpyAsync(*dev, host, bytes, gpuMemcpyHostToDevice, (gpuStream_t)stream), fn);
+  st = h2d(*dev, host, bytes, stream, fn);
   if (st) moe_tmp_free(*dev, stream);
   return st;
 }
@@ -149,6 +194,7 @@ static int copy(void *dst, const void *src, int64_t bytes, int kind, void *strea
   return moe_gpu_status(gpuMemcpyAsync(dst, src, (size_t)bytes, (decltype(gpuMemcpyHostToDevice))kind, (gpuStream_t)stream), fn);
 }
 int moe_memcpy_h2d(void *dst, const void *src, int64_t bytes, void *stream) {
+  if (bytes > 0 && dst && src) return h2d(dst, src, (size_t)bytes, stream, __func__);
   return copy(dst, src, bytes, gpuMemcpyHostToDevice, stream, __func__);
 }
 int moe_memcpy_d2h(void *dst, const void *src, int64_t bytes, void *stream) {

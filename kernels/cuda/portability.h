@@ -32,6 +32,11 @@
 #define gpuStreamSynchronize hipStreamSynchronize
 /* Pinned, device-visible host memory (the device-side error word). */
 #define gpuHostAllocMappedPortable(p, n) hipHostMalloc((p), (n), hipHostMallocMapped | hipHostMallocPortable)
+#define gpuHostAllocPinned(p, n) hipHostMalloc((p), (n), hipHostMallocPortable)
+#define gpuEvent_t hipEvent_t
+#define gpuEventCreate(e) hipEventCreateWithFlags((e), hipEventDisableTiming)
+#define gpuEventRecord hipEventRecord
+#define gpuEventSynchronize hipEventSynchronize
 /* AMD wavefronts are 64 wide; every shuffle here works on 32-lane groups so the kernels' "warp"
  * is 32 threads on both vendors. */
 #define gpu_shfl_xor(v, m) __shfl_xor((v), (m), 32)
@@ -72,6 +77,11 @@ static __device__ __forceinline__ void __syncthreads_no_op_warp() { __builtin_am
 #define gpuStreamDestroy cudaStreamDestroy
 #define gpuStreamSynchronize cudaStreamSynchronize
 #define gpuHostAllocMappedPortable(p, n) cudaHostAlloc((p), (n), cudaHostAllocMapped | cudaHostAllocPortable)
+#define gpuHostAllocPinned(p, n) cudaHostAlloc((p), (n), cudaHostAllocPortable)
+#define gpuEvent_t cudaEvent_t
+#define gpuEventCreate(e) cudaEventCreateWithFlags((e), cudaEventDisableTiming)
+#define gpuEventRecord cudaEventRecord
+#define gpuEventSynchronize cudaEventSynchronize
 #define gpu_shfl_xor(v, m) __shfl_xor_sync(0xffffffffu, (v), (m))
 /* Stream-ordered temporaries come from the default pool; keep its memory between syncs. */
 static inline void gpuKeepPoolMemory(int dev) {
