@@ -40,12 +40,16 @@ int moe_tmp_upload(void **dev, const void *host, size_t bytes, void *stream, con
 enum { DEV_ERR_EMBED_RANGE = 1, DEV_ERR_KV_SLOT = 2 };
 int *moe_dev_err(void);
 
+/* Plain stores, not atomics: atomics on mapped host memory are not portable across platforms.
+ * When several threads fail at once, one report wins (its fields may mix; any is true). */
 static __device__ __forceinline__ void dev_raise(int *err, int status, int what, int a, int b) {
-  if (err && atomicCAS(err, 0, status) == 0) {
-    err[1] = what;
-    err[2] = a;
-    err[3] = b;
-  }
+  volatile int *w = err;
+  if (!w || w[0] != 0) return;
+  w[1] = what;
+  w[2] = a;
+  w[3] = b;
+  __threadfence_system();
+  w[0] = status;
 }
 
 static __host__ __device__ __forceinline__ int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }

@@ -86,6 +86,7 @@ template <class T> T shfl_xor(T v, int mask) {
 template <class T> inline T atomicAdd(T *p, T v) { T o = *p; *p = o + v; return o; }
 template <class T> inline T atomicMax(T *p, T v) { T o = *p; if (v > o) *p = v; return o; }
 template <class T> inline T atomicCAS(T *p, T cmp, T v) { T o = *p; if (o == cmp) *p = v; return o; }
+inline void __threadfence_system() {}
 inline float gpu_u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 inline uint32_t gpu_f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
