@@ -29,17 +29,21 @@ export function groupByExpert(a: Assignment, E: number): ExpertGroups {
 
 export class ExpertSet {
   private readonly byLayer = new Map<number, (ExpertWeights | null)[]>();
+  private readonly held: Uint8Array; // [n_routed_experts] 1 = held here
 
   /** Holds `experts` (global ids) of every MoE layer in `layers`; weights map lazily. */
+  constructor(private readonly ck: Checkpoint, private readonly c: ModelConfig, private readonly k: Kernels,
+              readonly layers: readonly number[], readonly experts: readonly number[]) {
+    this.held = new Uint8Array(c.n_routed_experts);
+    for (const e of experts) this.held[e] = 1;
+  }
+
   get hiddenSize(): number {
     return this.c.hidden_size;
   }
 
-  constructor(private readonly ck: Checkpoint, private readonly c: ModelConfig, private readonly k: Kernels,
-              readonly layers: readonly number[], readonly experts: readonly number[]) {}
-
   holds(layer: number, expert: number): boolean {
-    return this.layers.includes(layer) && this.experts.includes(expert);
+    return this.held[expert] === 1 && this.layers.includes(layer);
   }
 
   private weights(layer: number): (ExpertWeights | null)[] {
@@ -55,8 +59,9 @@ export class ExpertSet {
 
   /** out[T, D] += sum over assigned rows of weight * Expert(x[token]) (out accumulates). */
   forward(out: Float32Array, x: Float32Array, T: number, layer: number, a: Assignment): void {
+    if (!this.layers.includes(layer)) throw new Error(`layer ${layer} has no experts here`);
     for (let r = 0; r < a.expert.length; r++)
-      if (!this.holds(layer, a.expert[r])) throw new Error(`expert ${a.expert[r]} of layer ${layer} is not held here`);
+      if (this.held[a.expert[r]] !== 1) throw new Error(`expert ${a.expert[r]} of layer ${layer} is not held here`);
     const { hidden_size: D, moe_intermediate_size: I, n_routed_experts: E } = this.c;
     this.k.experts(out, x, groupByExpert(a, E), this.weights(layer), T, D, I);
   }
