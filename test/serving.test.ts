@@ -93,7 +93,7 @@ describe("serving the bundled model", () => {
     const long = fetch(`${s.url}/v1/completions`, {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "fortune-dsv3", prompt: Array.from({ length: 1000 }, (_, i) => 3 + (i % 4000)), max_tokens: 16, ignore_eos: true }),
-    }).then((r) => r.json()).finally(() => (done = true));
+    }).then((r) => r.json() as Promise<{ usage: { completion_tokens: number } }>).finally(() => (done = true));
     await Bun.sleep(5);
     const health = await fetch(`${s.url}/health`);
     expect(health.status).toBe(200);

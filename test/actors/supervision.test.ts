@@ -71,4 +71,20 @@ describe("supervision of model actors", () => {
       await engine.close();
     }
   });
+
+  test("an actor placed on a missing GPU fails its requests with a clear error; the system stays up", async () => {
+    const cfg = join(tmp, "gpu.yaml");
+    writeFileSync(cfg, ["placement: worker:0", "actors:", "  attention: {}", "  router: {}", "  expert: { device: cuda:0, experts: { split: 1 } }"].join("\n"));
+    const backend = await ActorBackend.start({ model, scaling: cfg, pages: 64, pageSize: 16 });
+    const engine = new ModelEngine(backend, { maxStepRetries: 0 });
+    try {
+      let error = "";
+      for await (const ev of engine.generate({ id: "g", prompt_ids: prompts[0], params: greedy(4) }))
+        if (ev.type === "done") error = ev.error ?? "";
+      expect(error).toMatch(/cuda(:0)?: (no device available|kernel library .* is missing)/);
+      expect(engine.stats().kv_blocks_used).toBe(0);
+    } finally {
+      await engine.close();
+    }
+  });
 });
