@@ -133,8 +133,8 @@ AI void FN(nt_small)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, i
   for (int64_t n = n0; n + RR <= n1; n += RR)
     for (int64_t t = t0; t < t1; t += 8) {
       switch (t1 - t < 8 ? t1 - t : 8) {
-        case 1: FN(tile_nt)(g, n, t, RR, 1, 4 / RR, DT); break;
-        case 2: FN(tile_nt)(g, n, t, RR, 2, 2 / RR, DT); break;
+        case 1: FN(tile_nt)(g, n, t, RR, 1, RR >= 4 ? 1 : 4 / RR, DT); break;
+        case 2: FN(tile_nt)(g, n, t, RR, 2, RR >= 2 ? 1 : 2, DT); break;
         case 3: FN(tile_nt)(g, n, t, RR, 3, 1, DT); break;
         case 4: FN(tile_nt)(g, n, t, RR, 4, 1, DT); break;
         case 5: FN(tile_nt)(g, n, t, RR, 5, 1, DT); break;
@@ -147,9 +147,13 @@ AI void FN(nt_small)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, i
 
 AI void FN(nt_dtype)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, int64_t n1, const int DT) {
   if (t1 - t0 <= SMALL_T) {
-    const int64_t pairs = n0 + (n1 - n0) / 2 * 2;
-    FN(nt_small)(g, t0, t1, n0, pairs, DT, 2);
-    FN(nt_small)(g, t0, t1, pairs, n1, DT, 1);
+    /* FP8 decode is compute-bound: 4 rows share activation loads and one 4-way reduction.
+     * BF16/F32 are memory-bound: 2 rows (fewer concurrent streams) measured faster. */
+    const int RR = DT == MOE_F8E4M3 ? 4 : 2;
+    const int64_t tiles = n0 + (n1 - n0) / RR * RR;
+    if (RR == 4) FN(nt_small)(g, t0, t1, n0, tiles, DT, 4);
+    else FN(nt_small)(g, t0, t1, n0, tiles, DT, 2);
+    FN(nt_small)(g, t0, t1, tiles, n1, DT, 1);
     return;
   }
   /* Token block: its activations (TB x K floats) stay within ~256 KiB of L2. */
