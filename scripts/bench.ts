@@ -30,7 +30,10 @@ function timedKernels(k: Kernels, clock: { ms: number; by: Map<string, number> }
       try { return (v as (...x: unknown[]) => unknown).apply(k, a); } finally {
         const dt = performance.now() - t0;
         clock.ms += dt;
-        clock.by.set(name, (clock.by.get(name) ?? 0) + dt);
+        // linear is split by weight (layer index dropped): which projection costs what
+        const w = name === "linear" ? (a[2] as { name?: string }).name : undefined;
+        const key = w ? `linear:${w.replace(/^model\.layers\.\d+\./, "").replace(/\.weight$/, "")}` : name;
+        clock.by.set(key, (clock.by.get(key) ?? 0) + dt);
       }
     };
   }

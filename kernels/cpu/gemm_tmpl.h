@@ -185,7 +185,7 @@ static void FN(gemm_nt)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0
  * columns in all). Each k decodes NV weight vectors of row row0+k and broadcasts a[t, k]. */
 AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const int TT, const int NV, const int DT) {
   const int64_t nb = (g->ldw + 127) / 128;
-  V acc[TT_MAX][4];
+  V acc[TT_MAX][8];
 #pragma GCC unroll 8
   for (int j = 0; j < TT; j++)
 #pragma GCC unroll 8
@@ -193,16 +193,19 @@ AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const in
   for (int64_t k = 0; k < g->K; k++) {
     const int64_t row = g->row0 + k;
     const uint8_t *wp = (const uint8_t *)g->w + (row * g->ldw + c) * ES(DT);
-    V wv[4];
+    /* The tile's columns [c, c + NV*VL) lie in one 128-column block (c is a multiple of the
+     * tile width, which divides 128), so the F8 block scale multiplies the broadcast
+     * activation, not each weight vector. */
+    const float s = DT == MOE_F8E4M3 ? g->scale[(row / 128) * nb + c / 128] * F8_SCALE : 1.0f;
+    V wv[8];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; v++) {
       const int rem = cn - v * VL;
       wv[v] = rem >= VL ? FN(dec)(DT, wp + v * VL * ES(DT)) : FN(decn)(DT, wp + v * VL * ES(DT), rem);
-      if (DT == MOE_F8E4M3) wv[v] = VMUL(wv[v], VSET1(g->scale[(row / 128) * nb + (c + v * VL) / 128] * F8_SCALE));
     }
 #pragma GCC unroll 8
     for (int j = 0; j < TT; j++) {
-      V a = VSET1(g->a[(t + j) * g->lda + k]);
+      V a = VSET1(DT == MOE_F8E4M3 ? g->a[(t + j) * g->lda + k] * s : g->a[(t + j) * g->lda + k]);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; v++) acc[j][v] = VFMA(wv[v], a, acc[j][v]);
     }
@@ -224,7 +227,28 @@ AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const in
   (cn > 3 * VL ? FN(tile_nn)(g, t, c, cn, TT, 4, DT) : cn > 2 * VL ? FN(tile_nn)(g, t, c, cn, TT, 3, DT) \
    : cn > VL ? FN(tile_nn)(g, t, c, cn, TT, 2, DT) : FN(tile_nn)(g, t, c, cn, TT, 1, DT))
 
+/* One or two rows (decode): 8-vector tiles, so each weight row is read in 128-column runs
+ * (the weight slices here come from DRAM once; short strided runs are latency-bound). */
+AI void FN(nn_wide)(const moe_gemm_nn *g, int64_t t0, int64_t t1, const int DT) {
+  for (int64_t c = 0; c < g->N; c += 8 * VL) {
+    const int cn = (int)(g->N - c < 8 * VL ? g->N - c : 8 * VL);
+    for (int64_t t = t0; t < t1; t++) {
+      switch ((cn + VL - 1) / VL) {
+        case 1: FN(tile_nn)(g, t, c, cn, 1, 1, DT); break;
+        case 2: FN(tile_nn)(g, t, c, cn, 1, 2, DT); break;
+        case 3: FN(tile_nn)(g, t, c, cn, 1, 3, DT); break;
+        case 4: FN(tile_nn)(g, t, c, cn, 1, 4, DT); break;
+        case 5: FN(tile_nn)(g, t, c, cn, 1, 5, DT); break;
+        case 6: FN(tile_nn)(g, t, c, cn, 1, 6, DT); break;
+        case 7: FN(tile_nn)(g, t, c, cn, 1, 7, DT); break;
+        default: FN(tile_nn)(g, t, c, cn, 1, 8, DT); break;
+      }
+    }
+  }
+}
+
 AI void FN(nn_dtype)(const moe_gemm_nn *g, int64_t t0, int64_t t1, const int DT) {
+  if (t1 - t0 <= 2) { FN(nn_wide)(g, t0, t1, DT); return; }
   for (int64_t c = 0; c < g->N; c += 4 * VL) {
     const int cn = (int)(g->N - c < 4 * VL ? g->N - c : 4 * VL);
     for (int64_t t = t0; t < t1; t += TT_MAX) {

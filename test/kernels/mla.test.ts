@@ -16,10 +16,11 @@ function softmax(p: number[]): number[] {
 }
 
 describe("MLA absorb", () => {
-  const T = 3, H = 9, dn = 10, dr = 4, dv = 7, C = 200;
+  const H = 9, dn = 10, dr = 4, dv = 7, C = 200;
   for (const isa of ISAS)
     for (const dtype of DTYPES)
-      test(`${isa} dtype ${dtype}`, () => {
+      for (const T of [1, 2, 3, 8]) // 1-2 rows take the wide NN tiles
+      test(`${isa} dtype ${dtype} T${T}`, () => {
         useIsa(isa);
         const w = randWeight(dtype, H * (dn + dv), C, 11, 3);
         const q = randF32(T * H * (dn + dr), 12);
