@@ -44,11 +44,19 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Guided self-scheduling: each claim takes a share of what is left (never below pool.chunk),
+ * so the last claims are small and no thread idles long at the join. */
 static void drain(void) {
+  const int64_t n = pool.n, parts = 2 * (int64_t)moe_get_threads();
+  int64_t b = atomic_load_explicit(&pool.next, memory_order_relaxed);
   for (;;) {
-    int64_t b = atomic_fetch_add_explicit(&pool.next, pool.chunk, memory_order_relaxed);
-    if (b >= pool.n) return;
-    pool.fn(pool.ctx, b, b + pool.chunk < pool.n ? b + pool.chunk : pool.n);
+    if (b >= n) return;
+    int64_t size = (n - b + parts - 1) / parts;
+    if (size < pool.chunk) size = pool.chunk;
+    if (!atomic_compare_exchange_weak_explicit(&pool.next, &b, b + size, memory_order_relaxed, memory_order_relaxed))
+      continue; /* b now holds the current value */
+    pool.fn(pool.ctx, b, b + size < n ? b + size : n);
+    b = atomic_load_explicit(&pool.next, memory_order_relaxed);
   }
 }
 
@@ -107,9 +115,9 @@ void moe_parallel_for(int64_t n, int64_t min_chunk, moe_range_fn fn, void *ctx) 
   int threads = moe_get_threads();
   if (min_chunk < 1) min_chunk = 1;
   if (threads <= 1 || n < 2 * min_chunk || in_worker) { fn(ctx, 0, n); return; }
-  /* Chunks small enough to balance, no smaller than min_chunk. Calls from several JS threads
-   * (actors in Bun Workers share this library) take turns on the pool. */
-  int64_t chunk = (n + threads * 4 - 1) / (threads * 4);
+  /* The smallest claim: small enough to balance, no smaller than min_chunk. Calls from
+   * several JS threads (actors in Bun Workers share this library) take turns on the pool. */
+  int64_t chunk = (n + threads * 16 - 1) / (threads * 16);
   if (chunk < min_chunk) chunk = min_chunk;
   pthread_mutex_lock(&call_mu);
   pool.fn = fn; pool.ctx = ctx; pool.n = n; pool.chunk = chunk;
