@@ -7,6 +7,7 @@ import type { ForwardBatch } from "./batch.ts";
 import type { LatentCache } from "./kvcache.ts";
 import { type AttnImpl, MLA } from "./mla.ts";
 import { MLP } from "./mlp.ts";
+import { Scratch } from "./scratch.ts";
 
 /** The routed experts' weighted sum for a layer: [T, D] from the normalized input x [T, D]. */
 export type RoutedFFN = (layer: number, x: Float32Array, T: number) => Float32Array | Promise<Float32Array>;
@@ -21,6 +22,7 @@ export class Block {
   readonly dense: MLP | null;
   readonly shared: MLP | null;
   readonly moe: boolean;
+  private readonly scratch = new Scratch();
 
   constructor(ck: Checkpoint, readonly layer: number, private readonly c: ModelConfig, private readonly k: Kernels, invFreq: Float32Array) {
     const p = `model.layers.${layer}`, D = c.hidden_size;
@@ -38,8 +40,8 @@ export class Block {
   async forward(h: Float32Array, b: ForwardBatch, cache: LatentCache, routed: RoutedFFN, impl: AttnImpl, trace?: Trace): Promise<void> {
     const { k, c } = this;
     const T = b.T, D = c.hidden_size, eps = c.rms_norm_eps;
-    const x = new Float32Array(T * D); // norm(h): [T, D]
-    const y = new Float32Array(T * D); // sublayer output: [T, D]
+    const x = this.scratch.f32("x", T * D); // norm(h): [T, D]
+    const y = this.scratch.f32("y", T * D); // sublayer output: [T, D]
     k.rmsnorm(x, h, this.attnNorm, T, D, eps);
     this.attn.forward(y, x, b, cache, impl);
     trace?.(this.layer, "attn_out", y);
@@ -50,7 +52,7 @@ export class Block {
       // model.py: MoE returns routed + shared; the routed sum comes back from the experts.
       y.set(await routed(this.layer, x, T));
       if (this.shared) {
-        const z = new Float32Array(T * D);
+        const z = this.scratch.f32("z", T * D); // shared experts: [T, D]
         this.shared.forward(z, x, T);
         k.add(y, z, T, D);
       }

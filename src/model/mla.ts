@@ -7,6 +7,7 @@ import type { ModelConfig } from "../config/model.ts";
 import type { Kernels, MlaShape } from "../kernels/kernels.ts";
 import type { ForwardBatch } from "./batch.ts";
 import type { LatentCache } from "./kvcache.ts";
+import { Scratch } from "./scratch.ts";
 
 export type AttnImpl = "absorb" | "naive" | "auto";
 
@@ -20,6 +21,7 @@ export class MLA {
   private readonly wkvB: Weight;
   private readonly wo: Weight;
   readonly shape: MlaShape;
+  private readonly scratch = new Scratch();
 
   constructor(ck: Checkpoint, prefix: string, private readonly c: ModelConfig, private readonly k: Kernels,
               private readonly invFreq: Float32Array) {
@@ -48,30 +50,31 @@ export class MLA {
     const { H, C, dn, dr, dv } = this.shape;
     const T = b.T, eps = c.rms_norm_eps;
     // q: [T, H, dn+dr]
-    const q = new Float32Array(T * H * (dn + dr));
+    const sc = this.scratch;
+    const q = sc.f32("q", T * H * (dn + dr));
     if (this.wq) k.linear(q, x, this.wq, T);
     else {
-      const qa = new Float32Array(T * c.q_lora_rank!); // [T, q_lora_rank]
+      const qa = sc.f32("qa", T * c.q_lora_rank!); // [T, q_lora_rank]
       k.linear(qa, x, this.wqA!, T);
       k.rmsnorm(qa, qa, this.qNorm!, T, c.q_lora_rank!, eps);
       k.linear(q, qa, this.wqB!, T);
     }
     k.rope(q, b.positions, this.invFreq, T, { ldToken: H * (dn + dr), ldHead: dn + dr, heads: H, offset: dn, ropeDim: dr });
     // kv: [T, C + dr] = latent | shared rope key
-    const kv = new Float32Array(T * (C + dr));
+    const kv = sc.f32("kv", T * (C + dr));
     k.linear(kv, x, this.wkvA, T);
     k.rope(kv, b.positions, this.invFreq, T, { ldToken: C + dr, ldHead: 0, heads: 1, offset: C, ropeDim: dr });
-    const latent = new Float32Array(T * C); // kv_norm(latent): [T, C]
+    const latent = sc.f32("latent", T * C); // kv_norm(latent): [T, C]
     k.rmsnorm(latent, kv, this.kvNorm, T, C, eps, { ldx: C + dr });
     k.kvWrite(cache.kv, cache.pe, latent, C, kv.subarray(C), C + dr, b.slots, T, C, dr);
 
-    const o = new Float32Array(T * H * dv); // [T, H*dv]
+    const o = sc.f32("o", T * H * dv); // [T, H*dv]
     const naive = impl === "naive" || (impl === "auto" && T >= 32 && b.S === 1);
     if (naive) this.attendNaive(o, q, b, cache);
     else {
-      const qLat = new Float32Array(T * H * C); // [T, H, C]
+      const qLat = sc.f32("qLat", T * H * C); // [T, H, C]
       k.mlaAbsorbQ(qLat, q, this.wkvB, T, this.shape);
-      const oLat = new Float32Array(T * H * C);
+      const oLat = sc.f32("oLat", T * H * C); // [T, H, C]
       k.mlaAttend(oLat, qLat, q, cache.kv, cache.pe,
         { blockTables: b.blockTables, maxBlocks: b.maxBlocks, cuQ: b.cuQ, ctxLen: b.ctxLen, S: b.S, pageSize: cache.pageSize },
         this.shape, c.softmax_scale);

@@ -1,6 +1,7 @@
 // The SwiGLU feed-forward of dense layers and shared experts: w2(silu(w1 x) * w3 x).
 import type { Checkpoint } from "../checkpoint/checkpoint.ts";
 import type { ExpertWeights, Kernels } from "../kernels/kernels.ts";
+import { Scratch } from "./scratch.ts";
 
 export function loadExpertWeights(ck: Checkpoint, prefix: string, D: number, I: number): ExpertWeights {
   return {
@@ -12,6 +13,7 @@ export function loadExpertWeights(ck: Checkpoint, prefix: string, D: number, I: 
 
 export class MLP {
   readonly w: ExpertWeights;
+  private readonly scratch = new Scratch();
 
   constructor(ck: Checkpoint, prefix: string, readonly D: number, readonly I: number, private readonly k: Kernels) {
     this.w = loadExpertWeights(ck, prefix, D, I);
@@ -20,7 +22,7 @@ export class MLP {
   /** out[T, D] = MLP(x[T, D]) */
   forward(out: Float32Array, x: Float32Array, T: number): void {
     const { k, D, I, w } = this;
-    const g = new Float32Array(T * I), u = new Float32Array(T * I);
+    const g = this.scratch.f32("g", T * I), u = this.scratch.f32("u", T * I); // [T, I]
     k.linear(g, x, w.w1, T);
     k.linear(u, x, w.w3, T);
     k.siluMul(g, g, u, T, I);
