@@ -42,7 +42,10 @@ AI void FN(tile_nt)(const moe_gemm_nt *g, int64_t n, int64_t t, const int RR, co
       for (int j = 0; j < TT; j++) acc[u][r][j] = VZERO();
   /* RR rows read side by side are RR short streams the hardware prefetcher follows poorly
    * (half the bandwidth here): prefetch the next tile's rows as one linear walk instead. */
-  const int64_t pf = RR * g->ldw * ES(DT);
+#ifndef PF_TILES
+#define PF_TILES 1
+#endif
+  const int64_t pf = PF_TILES * RR * g->ldw * ES(DT);
   const int64_t KB = DT == MOE_F8E4M3 ? 128 : K;
 #define NT_STEP(U, KK, LOADW, LOADX)                                                   \
   {                                                                                    \
@@ -148,8 +151,9 @@ AI void FN(nt_small)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, i
 AI void FN(nt_dtype)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, int64_t n1, const int DT) {
   if (t1 - t0 <= SMALL_T) {
     /* FP8 decode is compute-bound: 4 rows share activation loads and one 4-way reduction.
-     * BF16/F32 are memory-bound: 2 rows (fewer concurrent streams) measured faster. */
-    const int RR = DT == MOE_F8E4M3 ? 4 : 2;
+     * F32 here is mostly the attention over cached latents (L2-resident): 4 rows too. BF16
+     * is memory-bound: 2 rows (fewer concurrent streams) measured faster. */
+    const int RR = DT == MOE_BF16 ? 2 : 4;
     const int64_t tiles = n0 + (n1 - n0) / RR * RR;
     if (RR == 4) FN(nt_small)(g, t0, t1, n0, tiles, DT, 4);
     else FN(nt_small)(g, t0, t1, n0, tiles, DT, 2);
