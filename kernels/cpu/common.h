@@ -94,6 +94,12 @@ extern const moe_cpu_ops moe_ops_portable, moe_ops_avx2, moe_ops_avx512;
 const char *moe_cpu_isa(void);
 int moe_cpu_set_isa(const char *name);
 
+/* Idle-time weight prefetch (prefetch.c): kernels report the weight region they stream and
+ * when they are done; pool helpers prefetch the region that followed last time. */
+void moe_trace_weights(const void *p, int64_t bytes);
+void moe_trace_done(const void *p);
+void moe_hint_drain(const _Atomic uint64_t *gen, uint64_t seen);
+
 /* Parallel NT matmul over T tokens and N output rows (the driver moe_linear uses). */
 void moe_gemm_nt_run(const moe_gemm_nt *g, int64_t T, int64_t N);
 

@@ -31,6 +31,9 @@ int moe_linear(float *out, int64_t ldo, const float *x, int64_t ldx, const void 
   int st = moe_check_dtype(w_dtype, scale, __func__);
   if (st) return st;
   moe_gemm_nt g = {out, ldo, x, ldx, NULL, w, K, scale, w_dtype, row0, K, 0};
+  const char *region = (const char *)w + row0 * K * moe_dtype_size(w_dtype);
+  moe_trace_weights(region, N * K * moe_dtype_size(w_dtype));
   moe_gemm_nt_run(&g, T, N);
+  moe_trace_done(region);
   return MOE_OK;
 }

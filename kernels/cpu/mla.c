@@ -69,6 +69,7 @@ int moe_mla_absorb_q(float *q_lat, const float *q, const void *wkv_b, const floa
   int st = moe_check_dtype(w_dtype, scale, __func__);
   if (st || T == 0) return st;
   absorb_job j = {q_lat, q, wkv_b, scale, w_dtype, T, H, dn, dr, dv, C, token_block(T)};
+  moe_trace_weights(wkv_b, H * (dn + dv) * C * moe_dtype_size(w_dtype));
   moe_parallel_for(H * ((T + j.tb - 1) / j.tb), 1, absorb_q_items, &j);
   return MOE_OK;
 }
@@ -83,5 +84,6 @@ int moe_mla_absorb_out(float *out, const float *o_lat, const void *wkv_b, const 
   if (st || T == 0) return st;
   absorb_job j = {out, o_lat, wkv_b, scale, w_dtype, T, H, dn, 0, dv, C, token_block(T)};
   moe_parallel_for(H * ((T + j.tb - 1) / j.tb), 1, absorb_out_items, &j);
+  moe_trace_done(wkv_b); /* kv_b was recorded by absorb_q; its successor is o_proj */
   return MOE_OK;
 }

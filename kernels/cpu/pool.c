@@ -69,6 +69,7 @@ static void *worker(void *arg) {
     if (gen == seen) {
       uint64_t t0 = now_ns();
       for (int i = 0; gen == seen; i++) {
+        if (index == 0) moe_hint_drain(&pool.generation, seen); /* idle: prefetch upcoming weights */
         cpu_relax();
         gen = atomic_load_explicit(&pool.generation, memory_order_acquire);
         if ((i & 255) == 255 && now_ns() - t0 > SPIN_NS) break;
