@@ -5,6 +5,7 @@
 #if defined(__x86_64__) && defined(__AVX2__)
 #include "vec_avx2.h"
 #include "gemm_tmpl.h"
+#include "nn_tmpl.h"
 #else
 const moe_cpu_ops moe_ops_avx2 = {NULL, NULL, NULL, NULL, NULL};
 #endif

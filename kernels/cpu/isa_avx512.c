@@ -5,6 +5,7 @@
 #if defined(__x86_64__) && defined(__AVX512BW__)
 #include "vec_avx512.h"
 #include "gemm_tmpl.h"
+#include "nn_tmpl.h"
 #else
 const moe_cpu_ops moe_ops_avx512 = {NULL, NULL, NULL, NULL, NULL};
 #endif
