@@ -70,6 +70,7 @@ export function createKernels(backend: Backend = "cpu"): Kernels {
     if (st !== 0) throw new KernelError(name, st, String(s.moe_last_error()));
   };
   const one = new Int32Array(1);
+  const tables = new WeakMap<readonly (ExpertWeights | null)[], BigUint64Array[]>();
   const pointerTable = (ws: readonly (Weight | null | undefined)[], pick: (w: Weight) => Uint8Array | Float32Array | null) => {
     const t = new BigUint64Array(Math.max(ws.length, 1));
     ws.forEach((w, i) => {
@@ -108,14 +109,22 @@ export function createKernels(backend: Backend = "cpu"): Kernels {
         g.scoreFunc === "sigmoid" ? 0 : 1, g.normTopk ? 1 : 0, g.routeScale, null));
     },
     experts(out, x, groups, experts, T, D, I) {
-      const E = experts.length;
-      const pick = (f: (e: ExpertWeights) => Weight) => experts.map((e) => (e ? f(e) : null));
+      // The six pointer tables depend only on the expert weights, which never move: build them
+      // once per weights array (one per layer) rather than on every call.
+      let t = tables.get(experts);
+      if (!t) {
+        const pick = (f: (e: ExpertWeights) => Weight) => experts.map((e) => (e ? f(e) : null));
+        const data = (w: Weight) => w.data, scale = (w: Weight) => w.scale;
+        t = [
+          pointerTable(pick((e) => e.w1), data), pointerTable(pick((e) => e.w1), scale),
+          pointerTable(pick((e) => e.w3), data), pointerTable(pick((e) => e.w3), scale),
+          pointerTable(pick((e) => e.w2), data), pointerTable(pick((e) => e.w2), scale),
+        ];
+        tables.set(experts, t);
+      }
       const dtype = experts.find((e) => e)?.w1.dtype ?? 0;
       check("moe_experts", s.moe_experts(out, D, x, D, groups.offsets, groups.rows, groups.rw,
-        pointerTable(pick((e) => e.w1), (w) => w.data), pointerTable(pick((e) => e.w1), (w) => w.scale),
-        pointerTable(pick((e) => e.w3), (w) => w.data), pointerTable(pick((e) => e.w3), (w) => w.scale),
-        pointerTable(pick((e) => e.w2), (w) => w.data), pointerTable(pick((e) => e.w2), (w) => w.scale),
-        dtype, E, D, I, null, null));
+        t[0], t[1], t[2], t[3], t[4], t[5], dtype, experts.length, D, I, null, null));
       void T;
     },
     kvWrite(kv, pe, latent, ldLatent, peIn, ldPe, slots, T, C, dr) {
