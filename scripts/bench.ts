@@ -12,6 +12,9 @@ import { buildBatch } from "../src/model/batch.ts";
 import type { LatentCache } from "../src/model/kvcache.ts";
 import { LocalMoE } from "../src/model/moe.ts";
 import { Transformer } from "../src/model/transformer.ts";
+import type { ModelBackend } from "../src/engine/backend.ts";
+import { createBackend } from "../src/engine/load.ts";
+import { measureSpeculative } from "../src/engine/speculative.ts";
 
 /** One forward step over sequences; returns the next token (argmax) of each. */
 export interface Stepper {
@@ -60,6 +63,27 @@ class DirectStepper implements Stepper {
     const ids = new Int32Array(work.length);
     this.k.argmax(ids, r.logits, work.length, this.model.c.vocab_size);
     return Array.from(ids);
+  }
+
+  release(seq: string): void {
+    this.books.release(seq);
+  }
+}
+
+/** The same steps through the actors of a scaling config (kernels run in their workers, so
+ * only the whole step is timed here). */
+class ActorStepper implements Stepper {
+  readonly books: BlockManager;
+  private static readonly greedy = { temperature: 0, top_p: 1, top_k: 0, min_p: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1, u: 0, logprobs: null, output: [] };
+
+  constructor(readonly backend: ModelBackend) {
+    this.books = new BlockManager(backend.pages, backend.pageSize);
+  }
+
+  async step(work: { seq: string; tokens: number[]; start: number }[]): Promise<number[]> {
+    for (const w of work) if (!this.books.grow(w.seq, w.start + w.tokens.length)) throw new Error("bench: KV cache full");
+    const res = await this.backend.step(0, work.map((w) => ({ ...w, pages: this.books.table(w.seq), sample: ActorStepper.greedy })));
+    return res.map((r) => r.sampled!.token);
   }
 
   release(seq: string): void {
@@ -125,6 +149,8 @@ async function main() {
     steps: { type: "string", default: "32" }, json: { type: "boolean", default: false },
     "no-depth": { type: "boolean", default: false }, profile: { type: "boolean", default: false },
     quick: { type: "boolean", default: false }, // decode b1 only (A/B comparisons of kernels)
+    scaling: { type: "string" }, // run through the actors of this scaling config instead of in-thread
+    speculative: { type: "string" }, "draft-tokens": { type: "string", default: "1" },
   } });
   if (!values.model) throw new Error("usage: bun scripts/bench.ts --model DIR [--threads N] [--reps R] [--steps S] [--json]");
   const reps = Number(values.reps), steps = Number(values.steps);
@@ -134,7 +160,8 @@ async function main() {
   const ck = openCheckpoint(values.model);
   const V = ck.config.vocab_size;
   const pageSize = 64;
-  const st: Stepper = new DirectStepper(ck, timedKernels(base, clock), 512, pageSize);
+  const actors = values.scaling ? await createBackend({ model: values.model, scaling: values.scaling, pages: 512, pageSize }) : null;
+  const st: Stepper = actors ? new ActorStepper(actors) : new DirectStepper(ck, timedKernels(base, clock), 512, pageSize);
   const log = (...a: unknown[]) => { if (!values.json) console.log(...a); };
 
   let nseq = 0;
@@ -205,8 +232,18 @@ async function main() {
   log(`weights read per token: ${(bpt.total / 1e6).toFixed(1)} MB`, Object.fromEntries(Object.entries(bpt.parts).map(([n, b]) => [n, +(b / 1e6).toFixed(2)])));
   log(`decode streams ${achieved.toFixed(1)} GB/s = ${((100 * achieved) / bw.read_gbs).toFixed(0)}% of measured read bandwidth`);
   log(`runtime (non-kernel) share of a b1 decode step: ${((100 * (d1.ms - d1.kernelMs)) / d1.ms).toFixed(1)}%; peak RSS ${peak.toFixed(0)} MB`);
+  await actors?.close();
+  // Speculative decoding with the MTP module: batch-1 greedy decode with and without it.
+  const spec = values.speculative === "mtp"
+    ? await measureSpeculative(values.model, { k: Number(values["draft-tokens"]), tokens: 128, scaling: values.scaling ?? "direct" })
+    : null;
+  if (spec) log(`speculative mtp k=${spec.k}: acceptance ${spec.mtp_acceptance.toFixed(3)}, ${spec.decode_tok_s.toFixed(1)} tok/s vs ${spec.decode_tok_s_no_speculation.toFixed(1)} without (identical tokens: ${spec.identical})`);
+  else if (values.speculative !== undefined) throw new Error(`--speculative ${values.speculative}: only "mtp" is supported`);
   if (values.json)
     console.log(JSON.stringify({
+      ...(spec ? { speculative: "mtp", draft_tokens: spec.k, mtp_acceptance: spec.mtp_acceptance, mean_accepted_length: spec.mean_accepted_length,
+        decode_tok_s_no_speculation: spec.decode_tok_s_no_speculation, decode_tok_s_speculative: spec.decode_tok_s, speculative_identical: spec.identical } : {}),
+      scaling: values.scaling ?? "direct",
       model: values.model, threads, isa: process.env.MOE_CPU_ISA ?? "auto",
       prefill128_tok_s: rate(p128), prefill512_tok_s: rate(p512), decode_tok_s: rate(d1),
       decode_depth1024_tok_s: dd ? rate(dd) : null, decode_batch8_tok_s: rate(d8), peak_rss_mb: peak,
@@ -214,6 +251,7 @@ async function main() {
       weight_bytes_per_token: bpt.total, weight_bytes_parts: bpt.parts,
       bandwidth_read_gbs: bw.read_gbs, bandwidth_copy_gbs: bw.copy_gbs,
       decode_achieved_gbs: achieved, decode_bandwidth_fraction: achieved / bw.read_gbs,
+      ...(spec ? { decode_tok_s: spec.decode_tok_s } : {}),
     }));
 }
 
