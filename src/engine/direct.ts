@@ -1,7 +1,7 @@
 // The model on the calling thread, no actors: gate and experts local. Used by tools that want
 // the plain forward pass, and as the reference the actor placements are compared against.
 import { openCheckpoint } from "../checkpoint/checkpoint.ts";
-import { cpuKernels } from "../kernels/kernels.ts";
+import { type Kernels, cpuKernels } from "../kernels/kernels.ts";
 import { LocalMoE } from "../model/moe.ts";
 import { type RunnerOptions, StepRunner } from "../model/runner.ts";
 import type { ModelBackend, SeqResult, SeqWork } from "./backend.ts";
@@ -12,9 +12,9 @@ export class DirectBackend implements ModelBackend {
   readonly replicas = 1;
   private readonly load = new Map<number, Float64Array>();
 
-  constructor(modelDir: string, opts: RunnerOptions) {
+  /** `k`: the kernels to run on (default the CPU library; tests pass device kernels). */
+  constructor(modelDir: string, opts: RunnerOptions, k: Kernels = cpuKernels()) {
     const ck = openCheckpoint(modelDir);
-    const k = cpuKernels();
     this.runner = new StepRunner(ck, k, opts);
     this.moe = new LocalMoE(ck, ck.config, k);
     this.moe.onRouting = (layer, r) => {

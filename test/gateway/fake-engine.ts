@@ -1,6 +1,7 @@
 // A small deterministic Engine for the gateway tests: it "generates" a fixed token script, honours
 // abort, max_tokens, stop_token_ids, ignore_eos, seed and logprobs, keeps a bounded queue (429s), and
 // records what it was asked and what was aborted. Timing is controlled by `stepMs`.
+import { seededRandom } from "../../src/engine/sequence.ts";
 import { EngineError, type Engine, type EngineStats, type GenerateRequest, type ModelInfo, type TokenEvent, type TopLogprob } from "../../src/engine/types.ts";
 
 export interface FakeEngineOptions {
@@ -13,16 +14,7 @@ export interface FakeEngineOptions {
   failAfterTokens?: number; // sequences end with finish_reason "error" after this many tokens
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = seededRandom;
 
 export class FakeEngine implements Engine {
   readonly info: ModelInfo;

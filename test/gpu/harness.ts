@@ -2,6 +2,7 @@
 // "emu", the same device sources built for the CPU emulator (slow, but it runs every kernel's
 // code on any machine). A target that cannot run is skipped with a printed reason.
 // MOE_GPU_TARGETS=cuda,emu picks targets; MOE_GPU_REQUIRE=cuda makes a missing one an error.
+import { seededRandom } from "../../src/engine/sequence.ts";
 import { describe } from "bun:test";
 import type { Pointer } from "bun:ffi";
 import { join } from "node:path";
@@ -56,16 +57,7 @@ export function cpu(): KernelSymbols {
 }
 
 /** Deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = seededRandom;
 
 export function randn(n: number, r: () => number, scale = 1): Float32Array {
   const out = new Float32Array(n);

@@ -1,5 +1,6 @@
 // Shared pieces of the CPU kernel tests: the library with its CPU-only ISA switch, seeded random
 // data, FP8 E4M3 / BF16 encodings, straightforward JS references and the tolerance check.
+import { seededRandom } from "../../src/engine/sequence.ts";
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { afterAll } from "bun:test";
 import { libraryPath, SYMBOLS } from "../../src/kernels/ffi.ts";
@@ -27,14 +28,8 @@ export function check(name: string, st: number): void {
 
 /** Deterministic uniform values in [-1, 1) (mulberry32). */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  };
+  const u = seededRandom(seed);
+  return () => 2 * u() - 1;
 }
 export function randF32(n: number, seed: number, scale = 1): Float32Array {
   const r = rng(seed), out = new Float32Array(n);
