@@ -22,6 +22,7 @@ export class ModelEngine implements Engine {
   readonly info: ModelInfo;
   private readonly sched: Scheduler;
   private loopRunning = false;
+  private readonly inFlight = new Set<Sequence>(); // sequences inside the step now running
   private closed = false;
   private promptTotal = 0;
   private genTotal = 0;
@@ -77,8 +78,6 @@ export class ModelEngine implements Engine {
     // frees them after the step (finished sequences are dropped when results come back).
     if (!this.inFlight.has(seq)) this.sched.drop(seq);
   }
-
-  private readonly inFlight = new Set<Sequence>();
 
   private kick(): void {
     if (this.loopRunning) return;
