@@ -13,6 +13,7 @@ import { ActorSystem, defineActor, defineRegistry } from "../src/runtime/index.t
 import { serveNode } from "../src/runtime/nats-node.ts";
 import { NatsTransport } from "../src/runtime/nats-transport.ts";
 import { NatsServer, natsUnavailable } from "../test/nats/cluster.ts";
+import { timeAsks } from "./bench-runtime.ts";
 
 export const registry = defineRegistry(defineActor({ kind: "echo", activate: () => ({}), handle: (_s, msg: unknown) => msg }));
 
@@ -39,17 +40,6 @@ async function serveNodeMain(url: string, system: string): Promise<void> {
     await nc.close();
     process.exit(0);
   });
-}
-
-async function timeAsks(sys: ActorSystem, to: string, msg: unknown, iters: number): Promise<number[]> {
-  for (let i = 0; i < Math.min(10, iters); i++) await sys.ask(to, msg); // warm-up (activation, JIT)
-  const out: number[] = [];
-  for (let i = 0; i < iters; i++) {
-    const t0 = performance.now();
-    await sys.ask(to, msg);
-    out.push((performance.now() - t0) * 1000);
-  }
-  return out.sort((a, b) => a - b);
 }
 
 async function main(): Promise<void> {
@@ -79,7 +69,7 @@ async function main(): Promise<void> {
       const iters = p.bytes === 0 ? (quick ? 300 : 3000) : p.bytes > 1 << 20 ? (quick ? 5 : 30) : quick ? 20 : 100;
       const msg = p.make();
       for (const [path, to] of PATHS) {
-        const s = await timeAsks(sys, to, msg, iters);
+        const s = (await timeAsks(sys, to, msg, iters)).sort((a, b) => a - b);
         const mean = s.reduce((a, b) => a + b, 0) / s.length;
         const q = (f: number) => s[Math.min(s.length - 1, Math.floor(f * s.length))]!;
         // Throughput counts the payload both ways, as the round trip carries it.

@@ -42,7 +42,7 @@ const PAYLOADS = [
   { name: "8 MB", bytes: 8 << 20, make: () => ({ type: "echo", x: new Float32Array((8 << 20) / 4).fill(1) }) },
 ];
 
-async function timeAsks(sys: ActorSystem, to: string, msg: unknown, iters: number): Promise<number[]> {
+export async function timeAsks(sys: ActorSystem, to: string, msg: unknown, iters: number): Promise<number[]> {
   for (let i = 0; i < Math.min(20, iters); i++) await sys.ask(to, msg); // warm-up (activation, JIT)
   const out: number[] = [];
   for (let i = 0; i < iters; i++) {

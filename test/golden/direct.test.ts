@@ -9,7 +9,7 @@ import { LocalMoE } from "../../src/model/moe.ts";
 import { ropeInvFreq } from "../../src/model/rope.ts";
 import { Transformer } from "../../src/model/transformer.ts";
 import { Golden } from "../helpers/golden.ts";
-import { expectClose, fixtures, goldenSuite } from "./suite.ts";
+import { expectClose, expectRouting, fixtures, goldenSuite } from "./suite.ts";
 
 for (const fx of fixtures()) {
   goldenSuite("direct", fx, async (f) => new DirectBackend(f.model, { pages: 64, pageSize: 16, mtp: true }));
@@ -49,23 +49,6 @@ for (const fx of fixtures()) {
         void D;
       });
 
-    test("router: chosen experts (as sets) and weights per MoE layer", async () => {
-      const tokens = g.ids("router.tokens"), K = c.num_experts_per_tok;
-      const routes = new Map<number, { ids: Int32Array; weights: Float32Array }>();
-      moe.onRouting = (l, r) => routes.set(l, r);
-      await model.forward(buildBatch([{ tokens, start: 0, pages }], 16), model.newCaches(16, 16), moe.routed);
-      moe.onRouting = undefined;
-      for (const l of g.json.router.moe_layers as number[]) {
-        const wantIds = g.ids(`router.layer${l}.expert_ids`), wantW = g.f32(`router.layer${l}.weights`);
-        const got = routes.get(l)!;
-        for (let t = 0; t < tokens.length; t++) {
-          const byId = (ids: ArrayLike<number>, w: ArrayLike<number>) =>
-            new Map(Array.from({ length: K }, (_, j) => [ids[t * K + j], w[t * K + j]]));
-          const want = byId(wantIds, wantW), have = byId(got.ids, got.weights);
-          expect([...have.keys()].sort((a, b) => a - b)).toEqual([...want.keys()].sort((a, b) => a - b));
-          for (const [e, w] of want) expect(Math.abs(have.get(e)! - w)).toBeLessThan(1e-5);
-        }
-      }
-    });
+    test("router: chosen experts (as sets) and weights per MoE layer", () => expectRouting(fx, k));
   });
 }

@@ -5,6 +5,11 @@ import { existsSync } from "node:fs";
 import type { ModelBackend } from "../../src/engine/backend.ts";
 import { ModelEngine } from "../../src/engine/engine.ts";
 import type { SamplingParams } from "../../src/engine/types.ts";
+import { openCheckpoint } from "../../src/checkpoint/checkpoint.ts";
+import type { Kernels } from "../../src/kernels/kernels.ts";
+import { buildBatch } from "../../src/model/batch.ts";
+import { LocalMoE } from "../../src/model/moe.ts";
+import { Transformer } from "../../src/model/transformer.ts";
 import { Golden, compare } from "../helpers/golden.ts";
 
 export interface Fixture {
@@ -98,4 +103,25 @@ export function goldenSuite(label: string, fx: Fixture, make: (fx: Fixture) => P
       expectClose(m, g.f32("mtp.logits"), "mtp logits");
     });
   });
+}
+
+/** The router's choices on `router.tokens`: per MoE layer and token, the same expert set as the
+ * reference and the same weights (ids in any order). */
+export async function expectRouting(fx: Fixture, k: Kernels): Promise<void> {
+  const g = new Golden(fx.golden), ck = openCheckpoint(fx.model), c = ck.config, K = c.num_experts_per_tok;
+  const model = new Transformer(ck, c, k), moe = new LocalMoE(ck, c, k);
+  const tokens = g.ids("router.tokens"), routes = new Map<number, { ids: Int32Array; weights: Float32Array }>();
+  moe.onRouting = (l, r) => routes.set(l, r);
+  const pages = Array.from({ length: 16 }, (_, i) => i);
+  await model.forward(buildBatch([{ tokens, start: 0, pages }], 16), model.newCaches(16, 16), moe.routed);
+  for (const l of g.json.router.moe_layers as number[]) {
+    const wantIds = g.ids(`router.layer${l}.expert_ids`), wantW = g.f32(`router.layer${l}.weights`), got = routes.get(l)!;
+    for (let t = 0; t < tokens.length; t++) {
+      const byId = (ids: ArrayLike<number>, w: ArrayLike<number>) =>
+        new Map(Array.from({ length: K }, (_, j) => [ids[t * K + j], w[t * K + j]]));
+      const want = byId(wantIds, wantW), have = byId(got.ids, got.weights);
+      expect([...have.keys()].sort((a, b) => a - b)).toEqual([...want.keys()].sort((a, b) => a - b));
+      for (const [e, w] of want) expect(Math.abs(have.get(e)! - w)).toBeLessThan(1e-5);
+    }
+  }
 }

@@ -66,6 +66,16 @@ export function randn(n: number, r: () => number, scale = 1): Float32Array {
 }
 
 /** Device buffers of one test, freed together. */
+/** Runs f with a Scope whose device buffers are freed afterwards, whatever f does. */
+export function withScope(device: Device, f: (sc: Scope) => void): void {
+  const sc = new Scope(device);
+  try {
+    f(sc);
+  } finally {
+    sc.free();
+  }
+}
+
 export class Scope {
   private readonly bufs: DeviceBuffer[] = [];
   constructor(readonly device: Device) {}

@@ -4,20 +4,13 @@
 // summation orders: agreement to ~1e-6 of the values' scale.
 import { expect, test } from "bun:test";
 import { addr } from "../../src/kernels/device.ts";
-import { FAKE, Scope, cpu, expectNear, forTargets, randn, randomWeight, rng } from "./harness.ts";
+import { FAKE, Scope, cpu, withScope, expectNear, forTargets, randn, randomWeight, rng } from "./harness.ts";
 
 const ATOL = 2e-5, RTOL = 1e-4;
 
 forTargets("MLA kernels", ({ device }) => {
   const s = device.symbols, c = cpu();
-  const within = (f: (sc: Scope) => void) => {
-    const sc = new Scope(device);
-    try {
-      f(sc);
-    } finally {
-      sc.free();
-    }
-  };
+  const within = (f: (sc: Scope) => void) => withScope(device, f);
 
   test("kv_write then kv_gather through a paged cache", () =>
     within((sc) => {

@@ -2,20 +2,13 @@
 // rope, silu_mul, add. Same arithmetic on both sides (the device may fuse a multiply-add):
 // agreement to a few f32 ulps.
 import { expect, test } from "bun:test";
-import { Scope, cpu, expectNear, forTargets, randn, randomWeight, rng } from "./harness.ts";
+import { Scope, cpu, withScope, expectNear, forTargets, randn, randomWeight, rng } from "./harness.ts";
 
 const ATOL = 1e-5, RTOL = 1e-5;
 
 forTargets("row kernels", ({ device }) => {
   const s = device.symbols, c = cpu();
-  const within = (f: (sc: Scope) => void) => {
-    const sc = new Scope(device);
-    try {
-      f(sc);
-    } finally {
-      sc.free();
-    }
-  };
+  const within = (f: (sc: Scope) => void) => withScope(device, f);
 
   for (const dtype of [0, 1])
     test(`rmsnorm (dtype ${dtype}, strided, in place)`, () =>
