@@ -42,8 +42,10 @@ AI void FN(tile_nt)(const moe_gemm_nt *g, int64_t n, int64_t t, const int RR, co
 #pragma GCC unroll 8
       for (int j = 0; j < TT; j++) acc[u][r][j] = VZERO();
   /* RR rows read side by side are RR short streams the hardware prefetcher follows poorly
-   * (half the bandwidth here): prefetch the next tile's rows as one linear walk instead. */
-  const int64_t pf = RR * g->ldw * ES(DT);
+   * (half the bandwidth here): prefetch ahead as one linear walk instead, at least
+   * moe_pf_dist bytes ahead (one tile is too close for short rows: 8 KiB measured best), past
+   * the end of this call's rows too (the next rows, or the next expert matrix, follow). */
+  const int64_t tile = RR * g->ldw * ES(DT), pf = tile > moe_pf_dist ? tile : moe_pf_dist;
   const int64_t KB = DT == MOE_F8E4M3 ? 128 : K;
 #define NT_STEP(U, KK, LOADW, LOADX)                                                   \
   {                                                                                    \
@@ -131,6 +133,12 @@ AI void FN(tile_nt)(const moe_gemm_nt *g, int64_t n, int64_t t, const int RR, co
  * software prefetch walks the next tile linearly, so the DRAM stream stays sequential. */
 #define SMALL_T 8
 AI void FN(nt_small)(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, int64_t n1, const int DT, const int RR) {
+  /* The tiles prefetch moe_pf_dist bytes ahead of themselves; the first ones' bytes are asked
+   * for here, all at once, so a claim's stream starts at full rate instead of by demand misses. */
+  const uint8_t *w0 = (const uint8_t *)g->w + (g->row0 + n0) * g->ldw * ES(DT);
+  const int64_t tile = RR * g->ldw * ES(DT), head = (n1 - n0) * g->ldw * ES(DT);
+  const int64_t pf = tile > moe_pf_dist ? tile : moe_pf_dist;
+  for (int64_t off = 0; off < pf && off < head; off += 64) _mm_prefetch((const char *)w0 + off, _MM_HINT_T0);
   for (int64_t n = n0; n + RR <= n1; n += RR)
     for (int64_t t = t0; t < t1; t += 8) {
       switch (t1 - t < 8 ? t1 - t : 8) {

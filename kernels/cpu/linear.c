@@ -14,10 +14,12 @@ static void nt_rows(void *p, int64_t i0, int64_t i1) {
 void moe_gemm_nt_run(const moe_gemm_nt *g, int64_t T, int64_t N) {
   if (T <= 0 || N <= 0) return;
   nt_job j = {g, T, N};
-  /* Below ~64K multiply-adds a thread hand-off costs more than it saves. */
+  /* Below ~128K multiply-adds a thread hand-off costs more than it saves. Above, claims of
+   * at least ~8K (8 rows of a 1024-wide GEMV): a claim costs one atomic, and the last claims
+   * bound how long one thread waits for the other at the join. */
+  if (N * g->K * T < 131072) { moe_ops->gemm_nt(g, 0, T, 0, N); return; }
   int64_t per_group = 4 * g->K * T;
-  int64_t min_groups = per_group > 0 ? (65536 + per_group - 1) / per_group : 1;
-  moe_parallel_for((N + 3) / 4, min_groups, nt_rows, &j);
+  moe_parallel_for((N + 3) / 4, (moe_min_macs + per_group - 1) / per_group, nt_rows, &j);
 }
 
 int moe_linear(float *out, int64_t ldo, const float *x, int64_t ldx, const void *w,

@@ -2,8 +2,11 @@
  * SwiGLU templates, and the ISA's primitive table; included after gemm_tmpl.h by isa_*.c. */
 /* NN tile: TT tokens x NV vectors of columns [c, c + NV*VL) (the last may be partial: cn
  * columns in all). Each k decodes NV weight vectors of row row0+k and broadcasts a[t, k]. */
-AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const int TT, const int NV, const int DT) {
-  const int64_t nb = (g->ldw + 127) / 128;
+AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const int TT, const int NV, const int DT,
+                   const int PF) {
+  const int64_t nb = (g->ldw + 127) / 128, rowb = g->ldw * ES(DT);
+  /* Decode (PF): the tile's slice of the row at least moe_pf_dist bytes ahead is prefetched. */
+  const int64_t ahead = PF ? (moe_pf_dist + rowb - 1) / rowb * rowb : 0;
   V acc[TT_MAX][8];
 #pragma GCC unroll 8
   for (int j = 0; j < TT; j++)
@@ -12,6 +15,8 @@ AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const in
   for (int64_t k = 0; k < g->K; k++) {
     const int64_t row = g->row0 + k;
     const uint8_t *wp = (const uint8_t *)g->w + (row * g->ldw + c) * ES(DT);
+    if (PF)
+      for (int l = 0; l < NV * VL * ES(DT); l += 64) _mm_prefetch((const char *)wp + ahead + l, _MM_HINT_T0);
     /* The tile's columns [c, c + NV*VL) lie in one 128-column block (c is a multiple of the
      * tile width, which divides 128), so the F8 block scale multiplies the broadcast
      * activation, not each weight vector. */
@@ -43,8 +48,8 @@ AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const in
 
 /* NV = ceil(cn / VL): every vector of the tile holds at least one column. */
 #define NN_TILE(TT, DT)                                                                    \
-  (cn > 3 * VL ? FN(tile_nn)(g, t, c, cn, TT, 4, DT) : cn > 2 * VL ? FN(tile_nn)(g, t, c, cn, TT, 3, DT) \
-   : cn > VL ? FN(tile_nn)(g, t, c, cn, TT, 2, DT) : FN(tile_nn)(g, t, c, cn, TT, 1, DT))
+  (cn > 3 * VL ? FN(tile_nn)(g, t, c, cn, TT, 4, DT, 0) : cn > 2 * VL ? FN(tile_nn)(g, t, c, cn, TT, 3, DT, 0) \
+   : cn > VL ? FN(tile_nn)(g, t, c, cn, TT, 2, DT, 0) : FN(tile_nn)(g, t, c, cn, TT, 1, DT, 0))
 
 /* One or two rows (decode): 8-vector tiles, so each weight row is read in 128-column runs
  * (the weight slices here come from DRAM once; short strided runs are latency-bound). */
@@ -53,14 +58,14 @@ AI void FN(nn_wide)(const moe_gemm_nn *g, int64_t t0, int64_t t1, const int DT) 
     const int cn = (int)(g->N - c < 8 * VL ? g->N - c : 8 * VL);
     for (int64_t t = t0; t < t1; t++) {
       switch ((cn + VL - 1) / VL) {
-        case 1: FN(tile_nn)(g, t, c, cn, 1, 1, DT); break;
-        case 2: FN(tile_nn)(g, t, c, cn, 1, 2, DT); break;
-        case 3: FN(tile_nn)(g, t, c, cn, 1, 3, DT); break;
-        case 4: FN(tile_nn)(g, t, c, cn, 1, 4, DT); break;
-        case 5: FN(tile_nn)(g, t, c, cn, 1, 5, DT); break;
-        case 6: FN(tile_nn)(g, t, c, cn, 1, 6, DT); break;
-        case 7: FN(tile_nn)(g, t, c, cn, 1, 7, DT); break;
-        default: FN(tile_nn)(g, t, c, cn, 1, 8, DT); break;
+        case 1: FN(tile_nn)(g, t, c, cn, 1, 1, DT, 1); break;
+        case 2: FN(tile_nn)(g, t, c, cn, 1, 2, DT, 1); break;
+        case 3: FN(tile_nn)(g, t, c, cn, 1, 3, DT, 1); break;
+        case 4: FN(tile_nn)(g, t, c, cn, 1, 4, DT, 1); break;
+        case 5: FN(tile_nn)(g, t, c, cn, 1, 5, DT, 1); break;
+        case 6: FN(tile_nn)(g, t, c, cn, 1, 6, DT, 1); break;
+        case 7: FN(tile_nn)(g, t, c, cn, 1, 7, DT, 1); break;
+        default: FN(tile_nn)(g, t, c, cn, 1, 8, DT, 1); break;
       }
     }
   }

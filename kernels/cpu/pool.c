@@ -116,10 +116,11 @@ void moe_parallel_for(int64_t n, int64_t min_chunk, moe_range_fn fn, void *ctx) 
   int threads = moe_get_threads();
   if (min_chunk < 1) min_chunk = 1;
   if (threads <= 1 || n < 2 * min_chunk || in_worker) { fn(ctx, 0, n); return; }
-  /* The smallest claim: small enough to balance, no smaller than min_chunk. Calls from
-   * several JS threads (actors in Bun Workers share this library) take turns on the pool. */
-  int64_t chunk = (n + threads * 16 - 1) / (threads * 16);
-  if (chunk < min_chunk) chunk = min_chunk;
+  /* The smallest claim is the caller's min_chunk: guided claims shrink toward it, so it bounds
+   * how long one thread can wait for another at the join (a larger floor, say n/32, left one
+   * thread streaming the last ~2 MB of lm_head alone). Calls from several JS threads (actors
+   * in Bun Workers share this library) take turns on the pool. */
+  const int64_t chunk = min_chunk;
   pthread_mutex_lock(&call_mu);
   pool.fn = fn; pool.ctx = ctx; pool.n = n; pool.chunk = chunk;
   pool.active = threads - 1;
