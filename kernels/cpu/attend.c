@@ -1,6 +1,6 @@
 /* MLA attention, both forms, as small matmuls on the pool:
  * - absorbed (decode): per query and group of heads, scores = q_lat . latent + q_pe . pe page by
- *   page (NT: 4 positions x heads per register tile, C-long dots), softmax, then
+ *   run of consecutive pages (NT: 4 positions x heads per register tile, C-long dots), softmax, then
  *   o_lat = P x latent (NN: each cached latent row is loaded once for all heads of the group);
  * - naive (prefill): per head and block of queries, the same over the expanded k_nope / v.
  * Scores live in per-thread scratch; parallel over (query, head group) or (head, query block). */
@@ -14,6 +14,14 @@ typedef struct {
   int64_t max_blocks, H, C, dn, dr, ps, groups; float scale;
 } absorbed_job;
 
+/* Positions [p0, p0 + n) of a block table that lie in consecutive physical pages (p0 starts a
+ * page): one matmul covers the whole run (pages are usually handed out in order). */
+static int64_t run_len(const int32_t *bt, int64_t p0, int64_t L, int64_t ps) {
+  int64_t b = p0 / ps, e = b + 1, last = (L - 1) / ps;
+  while (e <= last && bt[e] == bt[b] + (e - b)) e++;
+  return (e * ps < L ? e * ps : L) - p0;
+}
+
 static void absorbed_items(void *p, int64_t i0, int64_t i1) {
   const absorbed_job *j = p;
   for (int64_t i = i0; i < i1; i++) {
@@ -23,8 +31,9 @@ static void absorbed_items(void *p, int64_t i0, int64_t i1) {
     const int32_t *bt = j->bt + s * j->max_blocks;
     float *sc = moe_scratch(1, hn * L);
     if (!sc) return;
-    for (int64_t p0 = 0; p0 < L; p0 += j->ps) {
-      int64_t m = L - p0 < j->ps ? L - p0 : j->ps, page = bt[p0 / j->ps];
+    for (int64_t p0 = 0, m; p0 < L; p0 += m) {
+      int64_t page = bt[p0 / j->ps];
+      m = run_len(bt, p0, L, j->ps);
       moe_gemm_nt a = {sc + p0, L, j->q_lat + (t * j->H + h0) * j->C, j->C, NULL,
                        j->kv + page * j->ps * j->C, j->C, NULL, MOE_F32, 0, j->C, 0};
       moe_ops->gemm_nt(&a, 0, hn, 0, m);
@@ -35,8 +44,9 @@ static void absorbed_items(void *p, int64_t i0, int64_t i1) {
       }
     }
     for (int64_t h = 0; h < hn; h++) moe_ops->softmax(sc + h * L, L, j->scale);
-    for (int64_t p0 = 0; p0 < L; p0 += j->ps) {
-      int64_t m = L - p0 < j->ps ? L - p0 : j->ps, page = bt[p0 / j->ps];
+    for (int64_t p0 = 0, m; p0 < L; p0 += m) {
+      int64_t page = bt[p0 / j->ps];
+      m = run_len(bt, p0, L, j->ps);
       moe_gemm_nn o = {j->o_lat + (t * j->H + h0) * j->C, j->C, sc + p0, L,
                        j->kv + page * j->ps * j->C, j->C, NULL, MOE_F32, 0, m, j->C, p0 > 0};
       moe_ops->gemm_nn(&o, 0, hn);

@@ -49,8 +49,9 @@ describe("MLA absorb", () => {
 describe("moe_mla_attend (paged, absorbed)", () => {
   const H = 5, C = 40, dn = 8, dr = 6, ps = 16, scale = 0.3;
   const ctx = [1, 37, 70], nq = [1, 3, 1];
-  const maxBlocks = Math.ceil(70 / ps), pages = 3 * maxBlocks;
-  const order = Array.from({ length: pages }, (_, i) => (i * 7) % pages); // shuffled page ids
+  const maxBlocks = Math.ceil(70 / ps), pages = 3 * maxBlocks + 110;
+  // shuffled page ids, except a run of consecutive ones (attended as one span)
+  const order = Array.from({ length: pages }, (_, i) => (i >= 5 && i < 10 ? i + 100 : (i * 7) % pages));
   const bt = Int32Array.from({ length: 3 * maxBlocks }, (_, i) => order[i]);
   const cuQ = Int32Array.from([0, 1, 4, 5]), ctxLen = Int32Array.from(ctx);
   const T = 5;
