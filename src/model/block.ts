@@ -51,11 +51,7 @@ export class Block {
     else {
       // model.py: MoE returns routed + shared; the routed sum comes back from the experts.
       y.set(await routed(this.layer, x, T));
-      if (this.shared) {
-        const z = this.scratch.f32("z", T * D); // shared experts: [T, D]
-        this.shared.forward(z, x, T);
-        k.add(y, z, T, D);
-      }
+      this.shared?.forward(y, x, T, true); // y += shared experts(x)
     }
     trace?.(this.layer, "ffn_out", y);
     k.add(h, y, T, D);
