@@ -101,7 +101,7 @@ void moe_trace_done(const void *p);
 void moe_hint_drain(const _Atomic uint64_t *gen, uint64_t seen);
 
 /* How far ahead (bytes) the decode matmuls prefetch streamed weights; MOE_CPU_PF_DIST sets it. */
-extern int64_t moe_pf_dist, moe_min_macs;
+extern int64_t moe_pf_dist;
 
 /* Parallel NT matmul over T tokens and N output rows (the driver moe_linear uses). */
 void moe_gemm_nt_run(const moe_gemm_nt *g, int64_t T, int64_t N);

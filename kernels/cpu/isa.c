@@ -88,13 +88,11 @@ int moe_cpu_set_isa(const char *name) {
 }
 
 int64_t moe_pf_dist = 8192;
-int64_t moe_min_macs = 8192;
 
 /* MOE_CPU_ISA asks for a path; one the CPU cannot run falls back to the best it can. */
 __attribute__((constructor)) static void moe_pick_isa(void) {
   const char *dist = getenv("MOE_CPU_PF_DIST");
   if (dist) moe_pf_dist = atoll(dist);
-  if (getenv("MOE_MIN_MACS")) moe_min_macs = atoll(getenv("MOE_MIN_MACS"));
   const char *want = getenv("MOE_CPU_ISA");
   if (!want || moe_cpu_set_isa(want) != MOE_OK) moe_cpu_set_isa("");
 }

@@ -19,7 +19,7 @@ void moe_gemm_nt_run(const moe_gemm_nt *g, int64_t T, int64_t N) {
    * bound how long one thread waits for the other at the join. */
   if (N * g->K * T < 131072) { moe_ops->gemm_nt(g, 0, T, 0, N); return; }
   int64_t per_group = 4 * g->K * T;
-  moe_parallel_for((N + 3) / 4, (moe_min_macs + per_group - 1) / per_group, nt_rows, &j);
+  moe_parallel_for((N + 3) / 4, (8192 + per_group - 1) / per_group, nt_rows, &j);
 }
 
 int moe_linear(float *out, int64_t ldo, const float *x, int64_t ldx, const void *w,
