@@ -8,6 +8,7 @@ import type { ForwardBatch } from "./batch.ts";
 import { Block, type RoutedFFN } from "./block.ts";
 import { LatentCache } from "./kvcache.ts";
 import type { AttnImpl } from "./mla.ts";
+import { Scratch } from "./scratch.ts";
 
 export class MTP {
   readonly embed: Weight;
@@ -17,6 +18,7 @@ export class MTP {
   readonly block: Block;
   readonly norm: Weight;
   readonly head: Weight;
+  private readonly scratch = new Scratch();
 
   constructor(ck: Checkpoint, readonly layer: number, private readonly c: ModelConfig, private readonly k: Kernels, invFreq: Float32Array) {
     const p = `model.layers.${layer}`, D = c.hidden_size, V = c.vocab_size;
@@ -33,26 +35,44 @@ export class MTP {
     return new LatentCache(pages, pageSize, this.c.kv_lora_rank, this.c.qk_rope_head_dim);
   }
 
-  /** Logits [rows, V] predicting token i+2 for each row i; b.tokens are the tokens t_{i+1}, h the
-   * main model's normalized hidden states [T, D] of positions i. */
+  /** For each row r of `rows`: logits [R, V] predicting token i+2 (i = rows[r]) and the normalized
+   * hidden state [R, D] the next chained draft starts from. b.tokens are the tokens t_{i+1}, h the
+   * main model's normalized hidden states [T, D] of positions i. Both results are this module's
+   * scratch: valid until the next call. */
   async forward(b: ForwardBatch, h: Float32Array, cache: LatentCache, routed: RoutedFFN, rows: Int32Array,
-                impl: AttnImpl = "auto"): Promise<{ logits: Float32Array; hidden: Float32Array; prenorm: Float32Array }> {
-    const { k, c } = this;
-    const T = b.T, D = c.hidden_size, eps = c.rms_norm_eps;
-    const e = new Float32Array(T * D);
-    k.embed(e, b.tokens, this.embed, T);
-    const cat = new Float32Array(T * 2 * D); // [T, 2D] = enorm(emb) | hnorm(h)
-    k.rmsnorm(cat, e, this.enorm, T, D, eps, { ldo: 2 * D });
+                impl: AttnImpl = "auto"): Promise<{ logits: Float32Array; hidden: Float32Array }> {
+    const { k, c, scratch: sc } = this;
+    const T = b.T, D = c.hidden_size, R = rows.length, eps = c.rms_norm_eps;
+    const x = sc.f32("x", T * D); // Emb(t_{i+1}), then the residual stream of the MTP block
+    k.embed(x, b.tokens, this.embed, T);
+    const cat = sc.f32("cat", T * 2 * D); // [T, 2D] = enorm(emb) | hnorm(h)
+    k.rmsnorm(cat, x, this.enorm, T, D, eps, { ldo: 2 * D });
     k.rmsnorm(cat.subarray(D), h, this.hnorm, T, D, eps, { ldo: 2 * D });
-    const x = new Float32Array(T * D); // residual stream of the MTP block
     k.linear(x, cat, this.ehProj, T);
-    await this.block.forward(x, b, cache, routed, impl);
-    const hn = new Float32Array(T * D);
-    k.rmsnorm(hn, x, this.norm, T, D, eps);
-    const sel = new Float32Array(rows.length * D);
-    for (let r = 0; r < rows.length; r++) sel.set(hn.subarray(rows[r] * D, rows[r] * D + D), r * D);
-    const logits = new Float32Array(rows.length * c.vocab_size);
-    if (rows.length) k.linear(logits, sel, this.head, rows.length);
-    return { logits, hidden: hn, prenorm: x };
+    await this.block.forward(x, b, cache, this.routedRows(routed, rows, T), impl);
+    const hn = sc.f32("hn", R * D); // shared_head.norm of the selected rows only
+    for (let r = 0; r < R; r++) hn.set(x.subarray(rows[r] * D, rows[r] * D + D), r * D);
+    const logits = sc.f32("logits", R * c.vocab_size);
+    if (R === 0) return { logits, hidden: hn };
+    k.rmsnorm(hn, hn, this.norm, R, D, eps);
+    k.linear(logits, hn, this.head, R);
+    return { logits, hidden: hn };
+  }
+
+  /** The routed experts for the selected rows only. The block's other rows matter only through
+   * the keys and values they leave in the cache, written before the FFN, so their FFN output
+   * (zero here) is never read: a decode step's accepted draft costs no expert work. */
+  private routedRows(routed: RoutedFFN, rows: Int32Array, T: number): RoutedFFN {
+    const R = rows.length, D = this.c.hidden_size, sc = this.scratch;
+    if (R === T) return routed;
+    return async (layer, x) => {
+      const y = sc.f32("routedOut", T * D).fill(0);
+      if (R === 0) return y;
+      const xs = sc.f32("routedIn", R * D);
+      for (let r = 0; r < R; r++) xs.set(x.subarray(rows[r] * D, rows[r] * D + D), r * D);
+      const ys = await routed(layer, xs, R);
+      for (let r = 0; r < R; r++) y.set(ys.subarray(r * D, r * D + D), rows[r] * D);
+      return y;
+    };
   }
 }

@@ -8,7 +8,8 @@ import type { RoutedFFN, Trace } from "./block.ts";
 import type { LatentCache } from "./kvcache.ts";
 import type { AttnImpl } from "./mla.ts";
 import { MTP } from "./mtp.ts";
-import { type SampleSpec, type Sampled, sample } from "./sampler.ts";
+import { type SampleSpec, type Sampled, hasPenalties, plainGreedy, sample } from "./sampler.ts";
+import { Scratch } from "./scratch.ts";
 import { Transformer } from "./transformer.ts";
 
 export interface SeqWork {
@@ -60,6 +61,8 @@ export class StepRunner {
   readonly mtp: MTP | null;
   readonly mtpCache: LatentCache | null;
   impl: AttnImpl;
+  private readonly scratch = new Scratch();
+  private ids = new Int32Array(8); // argmax outputs
 
   constructor(ck: Checkpoint, private readonly k: Kernels, readonly opts: RunnerOptions) {
     const c = ck.config;
@@ -76,7 +79,7 @@ export class StepRunner {
   }
 
   async run(work: readonly SeqWork[], routed: RoutedFFN, trace?: Trace): Promise<SeqResult[]> {
-    const feed = work.map((w) => (w.spec?.draft?.length ? { tokens: [...Array.from(w.tokens), ...w.spec.draft], start: w.start, pages: w.pages } : w));
+    const feed = work.map((w) => (w.spec?.draft?.length ? { tokens: concat(w.tokens, w.spec.draft), start: w.start, pages: w.pages } : w));
     const b = buildBatch(feed, this.opts.pageSize);
     const V = this.config.vocab_size, D = this.config.hidden_size;
     const rows: number[] = [];
@@ -95,75 +98,93 @@ export class StepRunner {
     const res = await this.model.forward(b, this.caches, routed, { impl: this.impl, logitRows: Int32Array.from(rows), keepHidden, trace });
     const out = work.map((w, s) => {
       const r0 = rowAt[s], nRows = realRows[s];
-      const logits = res.logits.subarray(r0 * V, (r0 + nRows) * V);
       const o: SeqResult = { seq: w.seq };
-      if (w.logits) o.logits = logits.slice();
+      if (w.logits) o.logits = res.logits.slice(r0 * V, (r0 + nRows) * V);
       if (w.hidden && res.hidden) o.hidden = res.hidden.slice(b.cuQ[s] * D, (b.cuQ[s] + w.tokens.length) * D);
       if (!w.sample) return o;
-      if (!w.spec) {
-        o.sampled = sample(this.k, logits.subarray((nRows - 1) * V), w.sample);
-        return o;
-      }
-      // Verify: row j (the last real token, then the drafts) gives the main model's token after
-      // draft j; accept while it equals the next draft.
-      const draft = w.spec.draft ?? [], emitted: Sampled[] = [];
-      const output = Array.from(w.sample.output);
-      const base = r0 + nRows - 1;
-      for (let j = 0; j <= draft.length; j++) {
-        const row = res.logits.subarray((base + j) * V, (base + j + 1) * V);
-        const u = j === 0 ? w.sample.u : (w.spec.us?.[j - 1] ?? w.sample.u);
-        const x = sample(this.k, row, { ...w.sample, u, output });
-        emitted.push(x);
-        output.push(x.token);
-        if (j === draft.length || x.token !== draft[j]) break;
-      }
+      // Row j (the last real token, then the drafts) gives the main model's token after draft j.
+      const draft = w.spec?.draft ?? [];
+      const emitted = this.verify(res.logits.subarray((r0 + nRows - 1) * V, (r0 + nRows + draft.length) * V), w.sample, draft, w.spec?.us);
       o.sampled = emitted[0];
-      o.spec = { emitted, draft: [] };
+      if (w.spec) o.spec = { emitted, draft: [] };
       return o;
     });
     if (spec) await this.draft(work, out, b.cuQ, res.hidden!, routed);
     return out;
   }
 
+  /** Samples logits row j (j = 0..draft.length) while the draws agree with the draft: accepted
+   * draft tokens, then the main model's token at the first mismatch (or after the last draft).
+   * A draft token is accepted when the model's own draw equals it, which keeps the target
+   * distribution exactly; greedy rows without penalties or logprobs are one argmax call. */
+  private verify(logits: Float32Array, spec: SampleSpec, draft: readonly number[], us?: readonly number[]): Sampled[] {
+    const V = this.config.vocab_size, n = draft.length + 1, emitted: Sampled[] = [];
+    if (plainGreedy(spec)) {
+      const ids = this.ids.length >= n ? this.ids : (this.ids = new Int32Array(n));
+      this.k.argmax(ids, logits, n, V);
+      for (let j = 0; j < n; j++) {
+        emitted.push({ token: ids[j] });
+        if (j === draft.length || ids[j] !== draft[j]) break;
+      }
+      return emitted;
+    }
+    const s = { ...spec, output: hasPenalties(spec) ? Array.from(spec.output) : spec.output };
+    for (let j = 0; j < n; j++) {
+      s.u = j === 0 ? spec.u : (us?.[j - 1] ?? spec.u);
+      const x = sample(this.k, logits.subarray(j * V, (j + 1) * V), s);
+      emitted.push(x);
+      if (j === draft.length || x.token !== draft[j]) break;
+      if (hasPenalties(spec)) (s.output as number[]).push(x.token);
+    }
+    return emitted;
+  }
+
   /** Runs the MTP module over the positions of this step whose next token is known, then chains it
    * to draft up to k tokens for each sequence that sampled. */
   private async draft(work: readonly SeqWork[], out: SeqResult[], cuQ: Int32Array, hidden: Float32Array, routed: RoutedFFN): Promise<void> {
     const mtp = this.mtp!, cache = this.mtpCache!, D = this.config.hidden_size, V = this.config.vocab_size, ps = this.opts.pageSize;
-    interface Item { s: number; tokens: number[]; start: number; pages: ArrayLike<number>; h: Float32Array; want: boolean }
-    const items: Item[] = [];
+    let round: DraftItem[] = [];
     work.forEach((w, s) => {
       if (!w.spec) return;
+      // The tokens after positions start.. of this chunk: the rest of the chunk, then the
+      // emitted tokens (or the known next token of a prefill chunk).
       const emitted = out[s].spec?.emitted ?? [];
-      const follow = Array.from(w.tokens).slice(1);
-      if (emitted.length) follow.push(...emitted.map((e) => e.token));
-      else if (w.spec.next !== undefined) follow.push(w.spec.next);
+      const follow: number[] = [];
+      for (let i = 1; i < w.tokens.length; i++) follow.push(w.tokens[i]);
+      for (const e of emitted) follow.push(e.token);
+      if (!emitted.length && w.spec.next !== undefined) follow.push(w.spec.next);
       if (!follow.length) return;
       const h = hidden.subarray(cuQ[s] * D, (cuQ[s] + follow.length) * D);
-      items.push({ s, tokens: follow, start: w.start, pages: w.pages, h, want: emitted.length > 0 });
+      round.push({ s, tokens: follow, start: w.start, pages: w.pages, h, want: emitted.length > 0 });
     });
-    const id = new Int32Array(1);
-    let round = items;
-    for (let j = 0; round.length; j++) {
+    while (round.length) {
       const b = buildBatch(round, ps);
-      const h = new Float32Array(b.T * D);
-      round.forEach((it, i) => h.set(it.h, b.cuQ[i] * D));
-      const rowsOf = round.map((_, i) => b.cuQ[i + 1] - 1);
-      const wantRows = round.map((it, i) => (it.want ? rowsOf[i] : -1)).filter((r) => r >= 0);
-      const r = await mtp.forward(b, h, cache, routed, Int32Array.from(wantRows), this.impl);
-      const next: Item[] = [];
+      const h = round.length === 1 ? round[0].h : this.gather(round, b.cuQ, D);
+      const wanted: number[] = []; // the last row of each item that drafts
+      round.forEach((it, i) => { if (it.want) wanted.push(b.cuQ[i + 1] - 1); });
+      const R = wanted.length;
+      const r = await mtp.forward(b, h, cache, routed, Int32Array.from(wanted), this.impl);
+      const ids = this.ids.length >= R ? this.ids : (this.ids = new Int32Array(R));
+      if (R) this.k.argmax(ids, r.logits, R, V);
+      const next: DraftItem[] = [];
       let li = 0;
-      round.forEach((it, i) => {
-        if (!it.want) return;
-        this.k.argmax(id, r.logits.subarray(li * V, (li + 1) * V), 1, V);
-        li++;
-        const d = out[it.s].spec!.draft;
-        d.push(id[0]);
+      for (const it of round) {
+        if (!it.want) continue;
+        const d = out[it.s].spec!.draft, id = ids[li++];
+        d.push(id);
         const pos = it.start + it.tokens.length; // the MTP position of the next chained draft
         if (d.length < work[it.s].spec!.k && pos < it.pages.length * ps)
-          next.push({ ...it, tokens: [id[0]], start: pos, h: r.hidden.slice(rowsOf[i] * D, (rowsOf[i] + 1) * D) });
-      });
+          next.push({ ...it, tokens: [id], start: pos, h: r.hidden.slice((li - 1) * D, li * D) });
+      }
       round = next;
     }
+  }
+
+  /** The MTP inputs of several sequences, gathered into one [T, D] block. */
+  private gather(round: readonly DraftItem[], cuQ: Int32Array, D: number): Float32Array {
+    const h = this.scratch.f32("mtpIn", cuQ[round.length] * D);
+    round.forEach((it, i) => h.set(it.h, cuQ[i] * D));
+    return h;
   }
 
   /** MTP logits for one sequence: row i (i < n-1) predicts token i+2 from h_i and t_{i+1}.
@@ -176,6 +197,23 @@ export class StepRunner {
     const rows = Int32Array.from({ length: n }, (_, i) => i);
     const h = hidden.subarray(0, n * this.config.hidden_size);
     void seq;
-    return (await this.mtp.forward(b, h, this.mtpCache, routed, rows, this.impl)).logits;
+    return (await this.mtp.forward(b, h, this.mtpCache, routed, rows, this.impl)).logits.slice();
   }
+}
+
+/** One sequence's share of an MTP round: `tokens` at positions start.., from the hidden states h. */
+interface DraftItem {
+  s: number; // index into the step's work
+  tokens: number[];
+  start: number;
+  pages: ArrayLike<number>;
+  h: Float32Array; // [tokens.length, D]
+  want: boolean; // draft from the last row
+}
+
+function concat(a: ArrayLike<number>, b: readonly number[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < a.length; i++) out.push(a[i]);
+  for (const x of b) out.push(x);
+  return out;
 }

@@ -22,13 +22,22 @@ export interface Sampled {
   top?: { id: number; logprob: number }[];
 }
 
+export function hasPenalties(s: SampleSpec): boolean {
+  return s.repetition_penalty !== 1 || s.frequency_penalty !== 0 || s.presence_penalty !== 0;
+}
+
+/** Greedy without penalties or logprobs: the token is the argmax of the raw logits, so a whole
+ * run of rows can be decided by one argmax call. */
+export function plainGreedy(s: SampleSpec): boolean {
+  return s.temperature <= 0 && s.logprobs === null && !hasPenalties(s);
+}
+
 function penalize(logits: Float32Array, s: SampleSpec): Float32Array {
-  const rep = s.repetition_penalty !== 1, freq = s.frequency_penalty !== 0, pres = s.presence_penalty !== 0;
-  if (!rep && !freq && !pres) return logits;
+  if (!hasPenalties(s)) return logits;
   const out = logits.slice();
   const counts = new Map<number, number>();
   for (let i = 0; i < s.output.length; i++) counts.set(s.output[i], (counts.get(s.output[i]) ?? 0) + 1);
-  if (rep) {
+  if (s.repetition_penalty !== 1) {
     const seen = new Set<number>(counts.keys());
     if (s.prompt) for (let i = 0; i < s.prompt.length; i++) seen.add(s.prompt[i]);
     for (const id of seen) out[id] = out[id] > 0 ? out[id] / s.repetition_penalty : out[id] * s.repetition_penalty;
@@ -49,14 +58,15 @@ export function topLogprobs(lp: Float32Array, k: number): { id: number; logprob:
   return top;
 }
 
+const best = new Int32Array(1); // argmax output, reused (kernels run synchronously)
+
 export function sample(k: Kernels, logits: Float32Array, s: SampleSpec): Sampled {
   const V = logits.length;
   const l = penalize(logits, s);
   let token: number;
   if (s.temperature <= 0) {
-    const id = new Int32Array(1);
-    k.argmax(id, l, 1, V);
-    token = id[0];
+    k.argmax(best, l, 1, V);
+    token = best[0];
   } else {
     token = k.sample(l, V, { temperature: s.temperature, topK: s.top_k, topP: s.top_p, minP: s.min_p, u: s.u });
   }
