@@ -92,6 +92,10 @@ if (a.ids !== undefined) {
   process.stdout.write(JSON.stringify({ ids: out, top5 }) + "\n");
 } else {
   const prompt = tokens(nPrompt, 0), history = tokens(depth, 7919);
+  // Warm-up, untimed (llama-bench warms up too; scripts/bench.ts prefills 128 tokens first): maps the
+  // weights' pages and sizes the compute buffers.
+  await seq.evaluateWithoutGeneratingNewTokens(prompt);
+  await decode(prompt[0], 4);
   let pp = 0, tg = 0, tg32 = 0;
   for (let p = 0; p < passes; p++) {
     await seq.clearHistory();
