@@ -9,7 +9,7 @@
 // prefilled in one batch (as llama-bench pp512), and 128 greedy decode steps at batch 1 from
 // --decode-depth cached positions (0: an empty context, as llama-bench tg128). Also
 // tg_best32_tok_s: the fastest 32 consecutive steps (how scripts/bench.ts times its decode).
-//   node scripts/bench-llama-node.mjs --gguf F --ids 0,5,9 [--max-tokens 8]
+//   node scripts/bench-llama-node.mjs --gguf F --ids 0,5,9 [--max-tokens 8] [--flash-attn off]
 // prints {"ids", "top5"}: the greedy continuation (compare `moe generate --ids ... --json
 // --ignore-eos`) and the first step's 5 likeliest tokens with probabilities (compare `moe logits`).
 import { spawnSync } from "node:child_process";
@@ -32,7 +32,7 @@ const { values: a } = parseArgs({
   options: {
     gguf: { type: "string" }, threads: { type: "string", default: "2" }, passes: { type: "string", default: "3" },
     "llama-dir": { type: "string" }, prompt: { type: "string", default: "512" }, gen: { type: "string", default: "128" },
-    "decode-depth": { type: "string", default: "0" }, "flash-attn": { type: "string", default: "on" },
+    "decode-depth": { type: "string", default: "0" }, "flash-attn": { type: "string" },
     ids: { type: "string" }, "max-tokens": { type: "string", default: "8" },
   },
 });
@@ -46,8 +46,9 @@ try {
 }
 const { getLlama, LlamaLogLevel } = await import(entry);
 
-// llama-bench's default (-fa auto) turns flash attention on for a CPU context; node-llama-cpp's "auto" leaves it off.
-const flashAttention = { on: true, off: false, auto: "auto" }[a["flash-attn"]];
+// Speed: on, as llama-bench's default (-fa auto) resolves on a CPU (node-llama-cpp's "auto" leaves it
+// off). --ids: off, whose f32 attention scores reproduce our logits exactly on an f32 GGUF.
+const flashAttention = { on: true, off: false, auto: "auto" }[a["flash-attn"] ?? (a.ids === undefined ? "on" : "off")];
 if (flashAttention === undefined) throw new Error(`--flash-attn ${a["flash-attn"]}: expected on, off or auto`);
 const threads = Number(a.threads), passes = Number(a.passes), nPrompt = Number(a.prompt), nGen = Number(a.gen);
 const depth = Number(a["decode-depth"]);
