@@ -1,6 +1,6 @@
 // One request's sequence: its tokens, how many of them the cache holds, its sampling state, and
 // the queue through which its events reach the caller.
-import type { SampleSpec } from "../model/sampler.ts";
+import { type SampleSpec, hasPenalties } from "../model/sampler.ts";
 import type { FinishReason, GenerateRequest, TokenEvent } from "./types.ts";
 
 /** A small seeded generator (mulberry32): the same seed draws the same numbers. */
@@ -88,13 +88,15 @@ export class Sequence {
 
   sampleSpec(): SampleSpec {
     const p = this.req.params;
-    return {
+    const s: SampleSpec = {
       temperature: p.temperature, top_p: p.top_p, top_k: p.top_k, min_p: p.min_p,
       presence_penalty: p.presence_penalty, frequency_penalty: p.frequency_penalty,
-      repetition_penalty: p.repetition_penalty, u: this.rand(), logprobs: p.logprobs,
-      output: this.tokens.slice(this.promptLen),
-      prompt: p.repetition_penalty !== 1 ? this.tokens.slice(0, this.promptLen) : undefined,
+      repetition_penalty: p.repetition_penalty, u: this.rand(), logprobs: p.logprobs, output: [],
     };
+    // The generated tokens and the prompt are read only by the penalties: not copied without them.
+    if (hasPenalties(s)) s.output = this.tokens.slice(this.promptLen);
+    if (p.repetition_penalty !== 1) s.prompt = this.tokens.slice(0, this.promptLen);
+    return s;
   }
 
   finish(reason: FinishReason, error?: string): void {

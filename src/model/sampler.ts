@@ -12,7 +12,7 @@ export interface SampleSpec {
   repetition_penalty: number;
   u: number; // the uniform draw in [0, 1) for this step (the engine owns the seeded generator)
   logprobs: number | null; // null = none, else how many top alternatives
-  output: ArrayLike<number>; // tokens generated so far (penalties)
+  output: ArrayLike<number>; // tokens generated so far (read by the penalties only; empty without them)
   prompt?: ArrayLike<number>; // with repetition_penalty != 1
 }
 
