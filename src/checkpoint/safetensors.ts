@@ -1,6 +1,8 @@
-// One safetensors file, memory-mapped: the header is parsed and checked against the file's size,
-// tensor bytes are views into the mapping (nothing is copied; pages load on first touch).
+// One safetensors file: the header is parsed and checked against the file's size; a tensor's
+// bytes are read into huge-page arenas when first asked for, or are views into a private
+// mapping of the file (MOE_WEIGHTS=mmap, or no THP): see arena.ts.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { arenaAlloc, weightMemory } from "./arena.ts";
 
 export type DType = "F8_E4M3" | "BF16" | "F16" | "F32" | "F64" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -30,6 +32,7 @@ export class SafetensorsFile {
   readonly tensors = new Map<string, TensorInfo>();
   readonly metadata: Record<string, string> = {};
   private map: Uint8Array | null = null;
+  private readonly copies = new Map<string, WeakRef<Uint8Array>>();
   private dataStart = 0;
 
   constructor(readonly path: string) {
@@ -94,14 +97,33 @@ export class SafetensorsFile {
     return Object.freeze({ name, file: this.path, dtype, shape: Object.freeze([...shape]), begin, end });
   }
 
-  /** The tensor's bytes, a view into the file mapping. */
+  /** The tensor's bytes: read once into an arena (the same view while it is alive), or a view
+   * into the file mapping. */
   bytes(info: TensorInfo): Uint8Array {
-    if (!this.map) this.map = Bun.mmap(this.path, { shared: false });
-    return this.map.subarray(this.dataStart + info.begin, this.dataStart + info.end);
+    if (weightMemory() === "mmap") {
+      if (!this.map) this.map = Bun.mmap(this.path, { shared: false });
+      return this.map.subarray(this.dataStart + info.begin, this.dataStart + info.end);
+    }
+    const held = this.copies.get(info.name)?.deref();
+    if (held) return held;
+    const out = arenaAlloc(info.end - info.begin);
+    const fd = openSync(this.path, "r");
+    try {
+      for (let done = 0; done < out.byteLength;) {
+        const n = readSync(fd, out, done, Math.min(out.byteLength - done, 1 << 30), this.dataStart + info.begin + done);
+        if (n <= 0) throw new CheckpointError(`${this.path}: tensor ${info.name}: the file ends ${out.byteLength - done} bytes short (truncated since it was opened?)`);
+        done += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+    this.copies.set(info.name, new WeakRef(out));
+    return out;
   }
 
-  /** Drops this object's reference to the mapping; views already handed out keep it alive. */
+  /** Drops this object's references to the mapping and copies; views handed out stay valid. */
   release(): void {
     this.map = null;
+    this.copies.clear();
   }
 }
