@@ -54,3 +54,32 @@ describe("moe_parallel_for via moe_linear", () => {
     for (const o of outs) expect(o).toEqual(outs[0]);
   });
 });
+
+describe("moe_argmax", () => {
+  /** The reference: a scan that keeps the first index unless a later value compares greater. */
+  const scan = (l: Float32Array) => {
+    let b = 0;
+    for (let v = 1; v < l.length; v++) if (l[v] > l[b]) b = v;
+    return b;
+  };
+  const rows: [string, Float32Array][] = [
+    ["random, V not a multiple of 16", randF32(4099, 71)],
+    ["V = 1", Float32Array.from([3])],
+    ["V = 7", Float32Array.from([1, 2, 9, 9, 0, 9, 8])],
+    ["a tie: the first wins", (() => { const l = randF32(1000, 72); l[10] = l[500] = 50; return l; })()],
+    ["NaNs never win", (() => { const l = randF32(100, 73); l[5] = NaN; l[40] = NaN; return l; })()],
+    ["a NaN in front gives 0", (() => { const l = randF32(100, 74); l[0] = NaN; return l; })()],
+    ["all -inf", new Float32Array(33).fill(-Infinity)],
+    ["-0 before +0", Float32Array.from([-1, -0, 0, -2])],
+    ["maximum in the scalar tail", (() => { const l = randF32(35, 75); l[34] = 9; return l; })()],
+  ];
+  for (const [name, l] of rows)
+    test(name, () => {
+      const ids = new Int32Array(2), two = new Float32Array(2 * l.length);
+      two.set(l);
+      two.set(l.map((x) => -x), l.length);
+      check("argmax", k.moe_argmax(ids, two, 2, l.length, null));
+      expect(ids[0]).toBe(scan(l));
+      expect(ids[1]).toBe(scan(l.map((x) => -x)));
+    });
+});
