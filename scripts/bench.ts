@@ -140,8 +140,14 @@ function measureBandwidth(k: Kernels, reps: number): { read_gbs: number; copy_gb
 /** Deterministic pseudo-random prompt tokens (a different prompt per seed). */
 const rand = (n: number, V: number, seed: number) => Array.from({ length: n }, (_, i) => (Math.imul(i + 1 + seed * 7919, 2654435761) >>> 0) % V);
 
-interface Timing { ms: number; kernelMs: number; tokens: number }
+interface Timing { ms: number; kernelMs: number; tokens: number; stepMs?: number[] }
 const rate = (t: Timing) => (t.tokens / t.ms) * 1e3;
+/** Tokens/s of the median decode step: this shared machine's neighbours slow some steps by 2x,
+ * which moves the mean but not the median (both are printed). */
+const medianRate = (t: Timing, batch: number) => {
+  const s = [...(t.stepMs ?? [])].sort((a, b) => a - b);
+  return s.length ? (batch * 1e3) / s[s.length >> 1] : NaN;
+};
 
 async function main() {
   const { values } = parseArgs({ args: process.argv.slice(2), strict: true, options: {
@@ -193,18 +199,20 @@ async function main() {
     const next: number[] = [];
     for (const s of seqs) next.push(await prefill(depth, s));
     let pos = depth;
-    const ts: Timing[] = [];
+    const ts: Timing[] = [], stepMs: number[] = [];
     clock.by.clear();
     for (let r = 0; r < passes; r++) {
       ts.push(await timed(batch * steps, async () => {
         for (let i = 0; i < steps; i++, pos++) {
+          const t0 = performance.now();
           const out = await st.step(seqs.map((seq, j) => ({ seq, tokens: [next[j]], start: pos })));
+          stepMs.push(performance.now() - t0);
           out.forEach((t, j) => (next[j] = t));
         }
       }));
     }
     for (const s of seqs) st.release(s);
-    return best(ts);
+    return { ...best(ts), stepMs };
   };
 
   log(`bench: ${values.model}, ${threads} threads, best of ${reps}, ${steps} decode steps per pass`);
@@ -219,7 +227,7 @@ async function main() {
     const per = [...clock.by].sort((a, b) => b[1] - a[1]).map(([n, ms]) => `${n} ${(ms / (reps * steps)).toFixed(3)}`);
     log(`kernel ms per b1 step: ${per.join(", ")}`);
   }
-  log(`decode b1 @128: ${rate(d1).toFixed(1)} tok/s (${(d1.ms / steps).toFixed(2)} ms/step, kernels ${((100 * d1.kernelMs) / d1.ms).toFixed(1)}%)`);
+  log(`decode b1 @128: ${rate(d1).toFixed(1)} tok/s (${(d1.ms / steps).toFixed(2)} ms/step, kernels ${((100 * d1.kernelMs) / d1.ms).toFixed(1)}%); median step ${medianRate(d1, 1).toFixed(1)} tok/s`);
   const dd = values["no-depth"] || values.quick ? null : await decodeRun(1, 1024, reps);
   if (dd) log(`decode b1 @1024: ${rate(dd).toFixed(1)} tok/s`);
   const d8 = values.quick ? none : await decodeRun(8, 128, reps);
@@ -248,6 +256,8 @@ async function main() {
       prefill128_tok_s: rate(p128), prefill512_tok_s: rate(p512), decode_tok_s: rate(d1),
       decode_depth1024_tok_s: dd ? rate(dd) : null, decode_batch8_tok_s: rate(d8), peak_rss_mb: peak,
       decode_step_ms: d1.ms / steps, decode_runtime_share: (d1.ms - d1.kernelMs) / d1.ms,
+      decode_median_step_tok_s: medianRate(d1, 1), decode_depth1024_median_step_tok_s: dd ? medianRate(dd, 1) : null,
+      decode_batch8_median_step_tok_s: medianRate(d8, 8),
       weight_bytes_per_token: bpt.total, weight_bytes_parts: bpt.parts,
       bandwidth_read_gbs: bw.read_gbs, bandwidth_copy_gbs: bw.copy_gbs,
       decode_achieved_gbs: achieved, decode_bandwidth_fraction: achieved / bw.read_gbs,
