@@ -1,6 +1,6 @@
 // Where tensor bytes live. Decode streams every active weight once per token, and with 4 KiB
 // pages that stream costs a TLB miss (and a page walk) every 4 KiB: on the 2-core bench machine
-// weights in 2 MiB transparent huge pages decode bench-m BF16 about 7% faster than the same
+// weights in 2 MiB transparent huge pages decode bench-m BF16 about 6% faster than the same
 // weights mapped from the file. So by default, where the kernel offers THP (Linux, mode
 // "always" or "madvise"), tensors are read into anonymous arenas advised MADV_HUGEPAGE, packed
 // in the order the model asks for them (an expert's gate, up and down matrices end up adjacent).
