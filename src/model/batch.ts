@@ -42,3 +42,24 @@ export function buildBatch(steps: readonly SeqStep[], pageSize: number): Forward
   cuQ[S] = t;
   return { T, tokens, positions, slots, S, cuQ, ctxLen, blockTables, maxBlocks };
 }
+
+/** Rows of a batch as a batch of their own, each row a one-row sequence that sees its own
+ * sequence's positions up to itself (the causal view it has in `b`). */
+export function selectRows(b: ForwardBatch, rows: Int32Array): ForwardBatch {
+  const R = rows.length, M = b.maxBlocks;
+  const tokens = new Int32Array(R), positions = new Int32Array(R), slots = new Int32Array(R);
+  const cuQ = new Int32Array(R + 1), ctxLen = new Int32Array(R), blockTables = new Int32Array(R * M);
+  for (let i = 0, s = 0; i < R; i++) {
+    const r = rows[i];
+    if (r < 0 || r >= b.T) throw new Error(`selectRows: row ${r} is outside the batch of ${b.T}`);
+    s = r >= b.cuQ[s] ? s : 0;
+    while (r >= b.cuQ[s + 1]) s++;
+    tokens[i] = b.tokens[r];
+    positions[i] = b.positions[r];
+    slots[i] = b.slots[r];
+    cuQ[i + 1] = i + 1;
+    ctxLen[i] = b.ctxLen[s] - (b.cuQ[s + 1] - 1 - r);
+    blockTables.set(b.blockTables.subarray(s * M, (s + 1) * M), i * M);
+  }
+  return { T: R, tokens, positions, slots, S: R, cuQ, ctxLen, blockTables, maxBlocks: M };
+}

@@ -36,14 +36,16 @@ export class Block {
       : null;
   }
 
-  /** h[T, D] += MLA(norm(h)); h += FFN(norm(h)). */
-  async forward(h: Float32Array, b: ForwardBatch, cache: LatentCache, routed: RoutedFFN, impl: AttnImpl, trace?: Trace): Promise<void> {
+  /** h[T, D] += MLA(norm(h)); h += FFN(norm(h)). `cached`: writeLatents has already put this
+   * batch's keys and values in the cache. */
+  async forward(h: Float32Array, b: ForwardBatch, cache: LatentCache, routed: RoutedFFN, impl: AttnImpl, trace?: Trace,
+                cached = false): Promise<void> {
     const { k, c } = this;
     const T = b.T, D = c.hidden_size, eps = c.rms_norm_eps;
     const x = this.scratch.f32("x", T * D); // norm(h): [T, D]
     const y = this.scratch.f32("y", T * D); // sublayer output: [T, D]
     k.rmsnorm(x, h, this.attnNorm, T, D, eps);
-    this.attn.forward(y, x, b, cache, impl);
+    this.attn.forward(y, x, b, cache, impl, cached);
     trace?.(this.layer, "attn_out", y);
     k.add(h, y, T, D);
     k.rmsnorm(x, h, this.ffnNorm, T, D, eps);
@@ -56,5 +58,12 @@ export class Block {
     trace?.(this.layer, "ffn_out", y);
     k.add(h, y, T, D);
     trace?.(this.layer, "out", h);
+  }
+
+  /** Only the keys and values of h[T, D] into the cache (rows whose outputs nobody reads). */
+  writeLatents(h: Float32Array, b: ForwardBatch, cache: LatentCache): void {
+    const x = this.scratch.f32("x", b.T * this.c.hidden_size);
+    this.k.rmsnorm(x, h, this.attnNorm, b.T, this.c.hidden_size, this.c.rms_norm_eps);
+    this.attn.writeLatents(x, b, cache);
   }
 }

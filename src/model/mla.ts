@@ -44,8 +44,9 @@ export class MLA {
     this.wo = ck.weight(`${p}.o_proj.weight`, [D, H * dv]);
   }
 
-  /** out[T, D] = MLA(x[T, D]); writes this step's latents into the cache first. */
-  forward(out: Float32Array, x: Float32Array, b: ForwardBatch, cache: LatentCache, impl: AttnImpl = "auto"): void {
+  /** out[T, D] = MLA(x[T, D]); writes this step's latents into the cache first, unless `cached`
+   * says writeLatents already has. */
+  forward(out: Float32Array, x: Float32Array, b: ForwardBatch, cache: LatentCache, impl: AttnImpl = "auto", cached = false): void {
     const { k, c } = this;
     const { H, C, dn, dr, dv } = this.shape;
     const T = b.T, eps = c.rms_norm_eps;
@@ -60,13 +61,7 @@ export class MLA {
       k.linear(q, qa, this.wqB!, T);
     }
     k.rope(q, b.positions, this.invFreq, T, { ldToken: H * (dn + dr), ldHead: dn + dr, heads: H, offset: dn, ropeDim: dr });
-    // kv: [T, C + dr] = latent | shared rope key
-    const kv = sc.f32("kv", T * (C + dr));
-    k.linear(kv, x, this.wkvA, T);
-    k.rope(kv, b.positions, this.invFreq, T, { ldToken: C + dr, ldHead: 0, heads: 1, offset: C, ropeDim: dr });
-    const latent = sc.f32("latent", T * C); // kv_norm(latent): [T, C]
-    k.rmsnorm(latent, kv, this.kvNorm, T, C, eps, { ldx: C + dr });
-    k.kvWrite(cache.kv, cache.pe, latent, C, kv.subarray(C), C + dr, b.slots, T, C, dr);
+    if (!cached) this.writeLatents(x, b, cache);
 
     const o = sc.f32("o", T * H * dv); // [T, H*dv]
     const naive = impl === "naive" || (impl === "auto" && T >= 32 && b.S === 1);
@@ -81,6 +76,19 @@ export class MLA {
       k.mlaAbsorbOut(o, oLat, this.wkvB, T, this.shape);
     }
     k.linear(out, o, this.wo, T);
+  }
+
+  /** The keys and values of x[T, D] into the cache: kv_norm(latent) and the roped shared key. */
+  writeLatents(x: Float32Array, b: ForwardBatch, cache: LatentCache): void {
+    const { k, c } = this;
+    const { C, dr } = this.shape;
+    const T = b.T, sc = this.scratch;
+    const kv = sc.f32("kv", T * (C + dr)); // [T, C + dr] = latent | shared rope key
+    k.linear(kv, x, this.wkvA, T);
+    k.rope(kv, b.positions, this.invFreq, T, { ldToken: C + dr, ldHead: 0, heads: 1, offset: C, ropeDim: dr });
+    const latent = sc.f32("latent", T * C); // kv_norm(latent): [T, C]
+    k.rmsnorm(latent, kv, this.kvNorm, T, C, c.rms_norm_eps, { ldx: C + dr });
+    k.kvWrite(cache.kv, cache.pe, latent, C, kv.subarray(C), C + dr, b.slots, T, C, dr);
   }
 
   private attendNaive(o: Float32Array, q: Float32Array, b: ForwardBatch, cache: LatentCache): void {

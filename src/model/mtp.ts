@@ -4,7 +4,7 @@
 import type { Checkpoint, Weight } from "../checkpoint/checkpoint.ts";
 import type { ModelConfig } from "../config/model.ts";
 import type { Kernels } from "../kernels/kernels.ts";
-import type { ForwardBatch } from "./batch.ts";
+import { type ForwardBatch, selectRows } from "./batch.ts";
 import { Block, type RoutedFFN } from "./block.ts";
 import { LatentCache } from "./kvcache.ts";
 import type { AttnImpl } from "./mla.ts";
@@ -37,8 +37,11 @@ export class MTP {
 
   /** For each row r of `rows`: logits [R, V] predicting token i+2 (i = rows[r]) and the normalized
    * hidden state [R, D] the next chained draft starts from. b.tokens are the tokens t_{i+1}, h the
-   * main model's normalized hidden states [T, D] of positions i. Both results are this module's
-   * scratch: valid until the next call. */
+   * main model's normalized hidden states [T, D] of positions i. Rows not in `rows` only leave
+   * their keys and values in the cache: nothing else of theirs is ever read, so the block runs
+   * its queries, attention and FFN over the selected rows alone (a decode step's accepted draft,
+   * or a whole prompt, costs one kv projection per row). Both results are this module's scratch:
+   * valid until the next call. */
   async forward(b: ForwardBatch, h: Float32Array, cache: LatentCache, routed: RoutedFFN, rows: Int32Array,
                 impl: AttnImpl = "auto"): Promise<{ logits: Float32Array; hidden: Float32Array }> {
     const { k, c, scratch: sc } = this;
@@ -49,30 +52,19 @@ export class MTP {
     k.rmsnorm(cat, x, this.enorm, T, D, eps, { ldo: 2 * D });
     k.rmsnorm(cat.subarray(D), h, this.hnorm, T, D, eps, { ldo: 2 * D });
     k.linear(x, cat, this.ehProj, T);
-    await this.block.forward(x, b, cache, this.routedRows(routed, rows, T), impl);
-    const hn = sc.f32("hn", R * D); // shared_head.norm of the selected rows only
-    for (let r = 0; r < R; r++) hn.set(x.subarray(rows[r] * D, rows[r] * D + D), r * D);
+    const hn = sc.f32("hn", R * D); // the selected rows' residual stream, then shared_head.norm of it
+    if (R === T && rows.every((r, i) => r === i)) {
+      await this.block.forward(x, b, cache, routed, impl);
+      hn.set(x.subarray(0, T * D));
+    } else {
+      this.block.writeLatents(x, b, cache);
+      if (R === 0) return { logits: sc.f32("logits", 0), hidden: hn };
+      for (let r = 0; r < R; r++) hn.set(x.subarray(rows[r] * D, rows[r] * D + D), r * D);
+      await this.block.forward(hn, selectRows(b, rows), cache, routed, impl, undefined, true);
+    }
     const logits = sc.f32("logits", R * c.vocab_size);
-    if (R === 0) return { logits, hidden: hn };
     k.rmsnorm(hn, hn, this.norm, R, D, eps);
     k.linear(logits, hn, this.head, R);
     return { logits, hidden: hn };
-  }
-
-  /** The routed experts for the selected rows only. The block's other rows matter only through
-   * the keys and values they leave in the cache, written before the FFN, so their FFN output
-   * (zero here) is never read: a decode step's accepted draft costs no expert work. */
-  private routedRows(routed: RoutedFFN, rows: Int32Array, T: number): RoutedFFN {
-    const R = rows.length, D = this.c.hidden_size, sc = this.scratch;
-    if (R === T) return routed;
-    return async (layer, x) => {
-      const y = sc.f32("routedOut", T * D).fill(0);
-      if (R === 0) return y;
-      const xs = sc.f32("routedIn", R * D);
-      for (let r = 0; r < R; r++) xs.set(x.subarray(rows[r] * D, rows[r] * D + D), r * D);
-      const ys = await routed(layer, xs, R);
-      for (let r = 0; r < R; r++) y.set(ys.subarray(r * D, r * D + D), rows[r] * D);
-      return y;
-    };
   }
 }
