@@ -163,7 +163,7 @@ export class StepRunner {
       const wanted: number[] = []; // the last row of each item that drafts
       round.forEach((it, i) => { if (it.want) wanted.push(b.cuQ[i + 1] - 1); });
       const R = wanted.length;
-      const r = await mtp.forward(b, h, cache, routed, Int32Array.from(wanted), this.impl);
+      const r = await mtp.forward(b, h, cache, routed, Int32Array.from(wanted), this.impl, true);
       const ids = this.ids.length >= R ? this.ids : (this.ids = new Int32Array(R));
       if (R) this.k.argmax(ids, r.logits, R, V);
       const next: DraftItem[] = [];
