@@ -3,8 +3,16 @@
 # weights (GGUF: Q8_0 of the FP8 model, BF16 of the BF16 one), alternating one pass of ours with one
 # of llama.cpp's (this machine's single runs vary up to 2x), best of each, and the ratio.
 #   scripts/bench-llama.sh --fp8 DIR --bf16 DIR [--q8-gguf F] [--bf16-gguf F] [--threads 2] [--passes 3]
+#        [--mla split|merged]
 # llama.cpp, the first of:
-#   - $LLAMA_BENCH (or llama-bench on PATH): a native CPU build's llama-bench -p 512 -n 128 -r 1;
+#   - $LLAMA_BENCH (or llama-bench on PATH): a native CPU build's llama-bench -p 512 -n 128 -r 1.
+#     The issue's reference is commit c392e50 (20 Feb 2025); node-llama-cpp 3.6.0's npm package
+#     carries release b4753 (a day later) as a git bundle that builds here:
+#       npm pack node-llama-cpp@3.6.0 && tar xzf node-llama-cpp-3.6.0.tgz
+#       git clone package/llama/gitRelease.bundle llama.cpp && cd llama.cpp
+#       cmake -B build -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release
+#       cmake --build build --target llama-bench -j
+#     llama.cpp before April 2025 reads MLA's kv_b as one matrix: pass --mla merged (converted GGUFs);
 #   - node-llama-cpp's prebuilt CPU llama.cpp under $LLAMA_NODE_DIR (default /tmp/llama), through
 #     scripts/bench-llama-node.mjs (needs node; install: mkdir -p /tmp/llama && cd /tmp/llama &&
 #     npm init -y && npm i -E node-llama-cpp@3.21.1);
@@ -14,12 +22,12 @@
 # llama.cpp: tg128 (128 decode steps from an empty context) and pp512, as llama-bench reports them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FP8="" BF16="" Q8="" GBF16="" THREADS=2 PASSES=3
+FP8="" BF16="" Q8="" GBF16="" THREADS=2 PASSES=3 MLA=split
 while [ $# -gt 0 ]; do
   case "$1" in
     --fp8) FP8=$2; shift 2 ;; --bf16) BF16=$2; shift 2 ;;
     --q8-gguf) Q8=$2; shift 2 ;; --bf16-gguf) GBF16=$2; shift 2 ;;
-    --threads) THREADS=$2; shift 2 ;; --passes) PASSES=$2; shift 2 ;;
+    --threads) THREADS=$2; shift 2 ;; --passes) PASSES=$2; shift 2 ;; --mla) MLA=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -55,10 +63,10 @@ llama() { # gguf -> "tg128 pp512" of one pass
 gguf_for() { # model-dir type given-gguf -> a GGUF path (converted once when none was given)
   if [ -n "$3" ]; then echo "$3"; return; fi
   local f
-  f="$GGUF_DIR/$(basename "$1")-$2.gguf"
+  f="$GGUF_DIR/$(basename "$1")-$2-$MLA.gguf"
   if [ ! -s "$f" ]; then
     mkdir -p "$GGUF_DIR"
-    bun scripts/to-gguf.ts --model "$1" --out "$f.part" --type "$2" >&2 && mv "$f.part" "$f"
+    bun scripts/to-gguf.ts --model "$1" --out "$f.part" --type "$2" --mla "$MLA" >&2 && mv "$f.part" "$f"
   fi
   echo "$f"
 }

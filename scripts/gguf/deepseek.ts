@@ -1,17 +1,20 @@
 // DeepSeek-V3 Hugging Face checkpoint -> llama.cpp `deepseek2` GGUF: the metadata keys and tensor
 // names convert_hf_to_gguf.py (DeepseekV2Model) writes. MLA is stored for the absorbed path: kv_b_proj
-// split per head into attn_k_b (k part, transposed) and attn_v_b; routed experts stacked per layer
-// (ffn_*_exps); norms, the router and its correction bias kept F32.
+// split per head into attn_k_b (k part, transposed) and attn_v_b; or, for llama.cpp before its MLA
+// rework (April 2025, e.g. commit c392e50), as one attn_kv_b matrix ("merged"). Routed experts
+// stacked per layer (ffn_*_exps); norms, the router and its correction bias kept F32.
 import type { Checkpoint, Weight } from "../../src/checkpoint/checkpoint.ts";
 import { GGML, type GgmlType, type GgufWriter } from "./format.ts";
 import { convertRows, decodeRows, encode } from "./quant.ts";
 
 /** f32 is for checking the conversion: llama.cpp then computes in f32 and matches moe-actors' logits. */
 export type Target = "q8_0" | "bf16" | "f32";
+/** How MLA's kv_b is stored: split (llama.cpp since April 2025) or merged (the layout before). */
+export type MlaLayout = "split" | "merged";
 const FILE_TYPE: Record<Target, number> = { q8_0: 7, bf16: 32, f32: 0 }; // llama_ftype MOSTLY_Q8_0, MOSTLY_BF16, ALL_F32
 const MATRIX: Record<Target, GgmlType> = { q8_0: GGML.Q8_0, bf16: GGML.BF16, f32: GGML.F32 };
 
-export function writeMetadata(g: GgufWriter, ck: Checkpoint, name: string, target: Target): void {
+export function writeMetadata(g: GgufWriter, ck: Checkpoint, name: string, target: Target, mla: MlaLayout = "split"): void {
   const c = ck.config, a = "deepseek2";
   g.str("general.architecture", a);
   g.str("general.type", "model");
@@ -21,7 +24,8 @@ export function writeMetadata(g: GgufWriter, ck: Checkpoint, name: string, targe
   g.u32(`${a}.embedding_length`, c.hidden_size);
   g.u32(`${a}.feed_forward_length`, c.intermediate_size);
   g.u32(`${a}.attention.head_count`, c.num_attention_heads);
-  g.u32(`${a}.attention.head_count_kv`, 1); // MLA runs as MQA over the latent
+  // MLA runs as MQA over the latent; before the rework llama.cpp cached full per-head k and v
+  g.u32(`${a}.attention.head_count_kv`, mla === "merged" ? c.num_attention_heads : 1);
   const rs = c.rope_scaling;
   if (rs) {
     g.str(`${a}.rope.scaling.type`, "yarn");
@@ -42,10 +46,15 @@ export function writeMetadata(g: GgufWriter, ck: Checkpoint, name: string, targe
   g.u32(`${a}.vocab_size`, c.vocab_size);
   if (c.q_lora_rank !== null) g.u32(`${a}.attention.q_lora_rank`, c.q_lora_rank);
   g.u32(`${a}.attention.kv_lora_rank`, c.kv_lora_rank);
-  g.u32(`${a}.attention.key_length`, c.kv_lora_rank + c.qk_rope_head_dim);
-  g.u32(`${a}.attention.value_length`, c.kv_lora_rank);
-  g.u32(`${a}.attention.key_length_mla`, c.qk_nope_head_dim + c.qk_rope_head_dim);
-  g.u32(`${a}.attention.value_length_mla`, c.v_head_dim);
+  if (mla === "merged") { // per-head q/k/v sizes, as llama.cpp read them before the MLA keys
+    g.u32(`${a}.attention.key_length`, c.qk_nope_head_dim + c.qk_rope_head_dim);
+    g.u32(`${a}.attention.value_length`, c.v_head_dim);
+  } else {
+    g.u32(`${a}.attention.key_length`, c.kv_lora_rank + c.qk_rope_head_dim);
+    g.u32(`${a}.attention.value_length`, c.kv_lora_rank);
+    g.u32(`${a}.attention.key_length_mla`, c.qk_nope_head_dim + c.qk_rope_head_dim);
+    g.u32(`${a}.attention.value_length_mla`, c.v_head_dim);
+  }
   g.u32(`${a}.expert_feed_forward_length`, c.moe_intermediate_size);
   g.u32(`${a}.expert_shared_count`, c.n_shared_experts);
   g.f32(`${a}.expert_weights_scale`, c.routed_scaling_factor);
@@ -57,7 +66,7 @@ export function writeMetadata(g: GgufWriter, ck: Checkpoint, name: string, targe
 }
 
 /** Adds every tensor of the model, in convert_hf_to_gguf's order and types. */
-export function addTensors(g: GgufWriter, ck: Checkpoint, target: Target): void {
+export function addTensors(g: GgufWriter, ck: Checkpoint, target: Target, mla: MlaLayout = "split"): void {
   const c = ck.config, mat = MATRIX[target];
   const shapeOf = (n: string) => ck.info(n).shape;
   const w = (n: string): Weight => ck.weight(n, shapeOf(n));
@@ -81,7 +90,8 @@ export function addTensors(g: GgufWriter, ck: Checkpoint, target: Target): void 
     } else matrix(`${b}.attn_q.weight`, `${p}.self_attn.q_proj.weight`);
     matrix(`${b}.attn_kv_a_mqa.weight`, `${p}.self_attn.kv_a_proj_with_mqa.weight`);
     vector(`${b}.attn_kv_a_norm.weight`, `${p}.self_attn.kv_a_layernorm.weight`);
-    addKvB(g, ck, `${p}.self_attn.kv_b_proj.weight`, b, mat);
+    if (mla === "merged") matrix(`${b}.attn_kv_b.weight`, `${p}.self_attn.kv_b_proj.weight`);
+    else addKvB(g, ck, `${p}.self_attn.kv_b_proj.weight`, b, mat);
     matrix(`${b}.attn_output.weight`, `${p}.self_attn.o_proj.weight`);
     vector(`${b}.ffn_norm.weight`, `${p}.post_attention_layernorm.weight`);
     if (l < c.first_k_dense_replace) {
