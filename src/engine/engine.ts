@@ -13,8 +13,9 @@ export interface EngineOptions extends Partial<Omit<SchedulerLimits, "speculativ
   maxModelLen?: number;
   maxStepRetries?: number;
   /** Speculative decoding with the model's MTP module: k draft tokens per step (the backend must
-   * have been created with `mtp: true`; ignored for models without an MTP layer). */
-  speculative?: { k: number };
+   * have been created with `mtp: true`; ignored for models without an MTP layer). A sequence whose
+   * drafts keep being rejected pauses drafting (Sequence.draftTokens) unless `always`. */
+  speculative?: { k: number; always?: boolean };
   log?: (msg: string) => void;
 }
 
@@ -45,6 +46,7 @@ export class ModelEngine implements Engine {
     this.specK = c.num_nextn_predict_layers > 0 ? Math.max(0, Math.floor(o.speculative?.k ?? 0)) : 0;
     this.sched = new Scheduler(backend.replicas, backend.pages, backend.pageSize, {
       speculative: this.specK,
+      draftAlways: o.speculative?.always ?? false,
       capacity: this.info.max_model_len,
       maxBatchTokens: o.maxBatchTokens ?? backend.batch?.max_batch_tokens ?? 512,
       maxRunning: o.maxRunning ?? backend.batch?.max_running_seqs ?? 64,
@@ -125,6 +127,7 @@ export class ModelEngine implements Engine {
       const drafted = w.spec?.draft?.length ?? 0, accepted = r.spec.emitted.length - 1;
       this.specDrafted += drafted;
       this.specAccepted += accepted;
+      seq.noteDrafts(drafted, accepted);
       seq.computed += accepted;
       seq.draft = r.spec.draft;
       for (const e of r.spec.emitted) {

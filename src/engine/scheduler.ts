@@ -9,6 +9,7 @@ export interface SchedulerLimits {
   maxRunning: number; // sequences in the batch at once, per replica
   maxWaiting: number; // queue bound; past it new requests are refused
   speculative?: number; // draft tokens per step (MTP speculative decoding); 0 / absent = off
+  draftAlways?: boolean; // draft every step, even while drafts keep being rejected (tests)
   capacity?: number; // cache positions a sequence may reach (for speculative page reservations)
 }
 
@@ -114,7 +115,7 @@ export class Scheduler {
       logits: seq.req.params.prompt_logprobs && seq.computed < seq.promptLen ? "all" : undefined,
       sample: samples ? seq.sampleSpec() : undefined,
       spec: k ? {
-        k, draft: draft.length ? draft : undefined,
+        k: this.limits.draftAlways ? k : seq.draftTokens(k), draft: draft.length ? draft : undefined,
         next: samples ? undefined : seq.tokens[seq.computed + n],
         us: draft.length && seq.req.params.temperature > 0 ? seq.uniforms(draft.length) : undefined,
       } : undefined,

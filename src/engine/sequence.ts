@@ -3,6 +3,13 @@
 import { type SampleSpec, hasPenalties } from "../model/sampler.ts";
 import type { FinishReason, GenerateRequest, TokenEvent } from "./types.ts";
 
+/** Adaptive speculation: the acceptance of a sequence's recent drafts (counts decayed by DECAY per
+ * verify step). Below PAUSE_BELOW, drafting costs more than it saves (a rejected draft still pays
+ * for the MTP module and a wider verify step), so the sequence stops drafting (its MTP cache still
+ * follows every position, at one kv projection per token) and drafts once every PROBE_EVERY
+ * steps to see whether acceptance came back (repetitive text, a change of topic). */
+const DECAY = 0.7, PAUSE_BELOW = 0.3, PROBE_EVERY = 16, MIN_EVIDENCE = 2;
+
 /** A small seeded generator (mulberry32): the same seed draws the same numbers. */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
@@ -58,6 +65,9 @@ export class Sequence {
   replica = -1;
   failures = 0;
   draft: number[] = []; // speculative decoding: tokens the MTP module drafted for the next step
+  private specDrafted = 0; // decayed counts of verified drafts and accepted ones
+  private specAccepted = 0;
+  private paused = 0; // steps since the last draft while paused
   finished: FinishReason | null = null;
   readonly events = new EventQueue<TokenEvent>();
   readonly promptLogprobs: (number | null)[] = [];
@@ -79,6 +89,21 @@ export class Sequence {
   /** Tokens not yet in the cache; the last one is fed to produce the next token. */
   get pending(): number {
     return this.tokens.length - this.computed;
+  }
+
+  /** Draft tokens to ask the MTP module for after this step: k, or 0 while drafting is paused. */
+  draftTokens(k: number): number {
+    if (this.specDrafted < MIN_EVIDENCE || this.specAccepted >= PAUSE_BELOW * this.specDrafted) return k;
+    if (++this.paused < PROBE_EVERY) return 0;
+    this.paused = 0;
+    return k;
+  }
+
+  /** A verify step's outcome: `accepted` of `drafted` draft tokens. */
+  noteDrafts(drafted: number, accepted: number): void {
+    if (drafted === 0) return;
+    this.specDrafted = this.specDrafted * DECAY + drafted;
+    this.specAccepted = this.specAccepted * DECAY + accepted;
   }
 
   /** n more uniform draws (rows after the first in a speculative step). */

@@ -155,7 +155,7 @@ export class StepRunner {
       if (!emitted.length && w.spec.next !== undefined) follow.push(w.spec.next);
       if (!follow.length) return;
       const h = hidden.subarray(cuQ[s] * D, (cuQ[s] + follow.length) * D);
-      round.push({ s, tokens: follow, start: w.start, pages: w.pages, h, want: emitted.length > 0 });
+      round.push({ s, tokens: follow, start: w.start, pages: w.pages, h, want: emitted.length > 0 && w.spec.k > 0 });
     });
     while (round.length) {
       const b = buildBatch(round, ps);
