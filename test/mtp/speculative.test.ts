@@ -1,7 +1,12 @@
 // Speculative decoding with the model's own MTP module: greedy output is token-for-token the
-// output without speculation (batch 1 and concurrent batches, k = 1 and 2, in-thread and through
-// the default single-worker actors), acceptance on the trained default model, seeded sampling.
+// output without speculation (batch 1 and concurrent batches, k = 1 and 2, in-thread and under each
+// in-process scaling config), acceptance on the trained default model, seeded sampling, and the
+// pause of drafting when drafts keep being rejected.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { makeModelCommand } from "../../src/commands/make-model.ts";
 import type { ModelBackend } from "../../src/engine/backend.ts";
 import { ModelEngine } from "../../src/engine/engine.ts";
 import { createBackend } from "../../src/engine/load.ts";
@@ -10,6 +15,7 @@ import type { SamplingParams } from "../../src/engine/types.ts";
 const root = new URL("../..", import.meta.url).pathname;
 const TINY = `${root}test/fixtures/tiny-dsv3`, FORTUNE = `${root}models/fortune-dsv3`;
 const SINGLE = `${root}configs/scaling/single-worker.yaml`;
+const SCALINGS = ["direct", SINGLE, ...["split-workers", "experts-4-redundant", "inprocess"].map((n) => `${root}configs/scaling/${n}.yaml`)];
 
 const params = (max: number, o: Partial<SamplingParams> = {}): SamplingParams => ({
   temperature: 0, top_p: 1, top_k: 0, min_p: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1,
@@ -34,8 +40,8 @@ const PROMPTS = [
 ];
 
 for (const [model, name] of [[TINY, "tiny-dsv3"], [FORTUNE, "fortune-dsv3"]] as const) {
-  for (const scaling of ["direct", SINGLE]) {
-    describe(`${name} / ${scaling === "direct" ? "direct" : "single-worker"}`, () => {
+  for (const scaling of SCALINGS) {
+    describe(`${name} / ${scaling.split("/").pop()!.replace(".yaml", "")}`, () => {
       let backend: ModelBackend;
       const want: number[][] = [];
       const MAX = 24;
@@ -66,6 +72,27 @@ for (const [model, name] of [[TINY, "tiny-dsv3"], [FORTUNE, "fortune-dsv3"]] as 
     });
   }
 }
+
+test("bench-s (a bench-size random FP8 checkpoint): greedy k=1,3 identical at batch 1 and in a batch", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "moe-spec-bench-s-"));
+  try {
+    await makeModelCommand(["--preset", "bench-s", "--format", "fp8", "--out", dir, "--quiet"]);
+    const backend = await createBackend({ model: dir, scaling: "direct", mtp: true, kvTokens: 2048 });
+    try {
+      const plain = new ModelEngine(backend);
+      const want = await Promise.all(PROMPTS.map((p) => run(plain, p, params(32))));
+      for (const k of [1, 3]) {
+        const spec = new ModelEngine(backend, { speculative: { k, always: true } });
+        expect(await run(spec, PROMPTS[0], params(32))).toEqual(want[0]);
+        expect(await Promise.all(PROMPTS.map((p) => run(spec, p, params(32))))).toEqual(want);
+      }
+    } finally {
+      await backend.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 describe("tiny-dsv3 (random weights): drafts that keep being rejected", () => {
   test("pause drafting, then probe now and then; the output is still identical", async () => {
