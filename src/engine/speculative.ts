@@ -20,7 +20,7 @@ export interface SpeculativeOptions {
   tokens?: number;
   prompt?: number[] | string; // token ids or text (default: a short English prompt)
   scaling?: string; // a scaling config file, or "direct" (default)
-  repeats?: number; // timed runs per mode, interleaved (best is kept; default 5, as a shared machine is noisy)
+  repeats?: number; // timed runs per mode, interleaved (best is kept; default 15, as a shared machine is noisy)
 }
 
 const greedy = (max: number): SamplingParams => ({
@@ -43,7 +43,7 @@ async function decode(engine: ModelEngine, prompt: number[], tokens: number): Pr
 }
 
 export async function measureSpeculative(modelDir: string, o: SpeculativeOptions = {}): Promise<SpeculativeMeasure> {
-  const k = o.k ?? 1, tokens = o.tokens ?? 128, repeats = o.repeats ?? 5;
+  const k = o.k ?? 1, tokens = o.tokens ?? 128, repeats = o.repeats ?? 15;
   const text = typeof o.prompt === "string" ? o.prompt : o.prompt ? null : "The fortune teller said";
   const prompt = text === null ? (o.prompt as number[]) : (await loadTokenizer(modelDir)).encode(text, { addSpecialTokens: true });
   const backend = await createBackend({ model: modelDir, scaling: o.scaling ?? "direct", mtp: true, kvTokens: prompt.length + tokens + 64 });
