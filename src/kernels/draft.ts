@@ -8,7 +8,8 @@ import type { Weight } from "../checkpoint/checkpoint.ts";
 import type { ExpertWeights, Kernels } from "./kernels.ts";
 import { Q8Matrix } from "./q8.ts";
 
-/** At most this many rows per call: decode-sized (prompts write latents in exact kernels' chunks). */
+/** Calls of more rows (a prompt chunk writing its latents) stay on the exact kernels, which tile
+ * many rows better than a GEMV does. */
 const MAX_ROWS = 8;
 
 export function draftKernels(k: Kernels): Kernels {
