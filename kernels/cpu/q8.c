@@ -4,23 +4,20 @@
  * activations the same way, per token. The int8 dot products run on AVX-512 VNNI (dpbusd on
  * u8 = x + 128, minus 128 * rowsum), AVX2 (maddubs on |x| and w with x's sign) or portable C;
  * all three give the same int32 sums and turn them into floats the same way, so their outputs
- * are bit-identical. CPU-only and outside the kernel ABI: src/kernels/q8.ts opens these symbols
- * itself. The SIMD functions carry target attributes (the file is built for x86-64-v2) and run
- * only when moe_cpu_isa() allows them. */
+ * are bit-identical. q8_experts.c runs grouped SwiGLU experts on the same row functions (q8.h).
+ * CPU-only and outside the kernel ABI: src/kernels/q8.ts opens these symbols itself. The SIMD
+ * functions carry target attributes (the file is built for x86-64-v2) and run only when
+ * moe_cpu_isa() allows them. */
 #include <float.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
-#include "common.h"
+#include "q8.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
 #define AI static inline __attribute__((always_inline))
-#define Q8_SLOT 4 /* moe_scratch slot: 0-3 belong to other kernels, 5 to the portable matmul */
-/* |dot| <= K * 127 * 127 must fit int32. (The VNNI sums of (x + 128) * w may wrap; subtracting
- * 128 * rowsum in the same wrapping arithmetic lands on the true sum whenever it fits.) */
-#define Q8_MAX_K 131072
 
 /* Symmetric absmax quantization of v[0, K): q = round(v * 127 / amax); returns the scale
  * amax / 127. An all-zero row (or one whose largest |value| is below 2^-120, where 127 / amax
@@ -52,7 +49,6 @@ AI float quant_row(int8_t *restrict q, const float *restrict v, int64_t K) {
 
 /* The same code built for each ISA (the activations are quantized on every call: AVX-512 runs
  * a 7168-wide row ~4x faster than the SSE baseline). */
-typedef float (*quant_fn)(int8_t *q, const float *v, int64_t K);
 static float quant_portable(int8_t *q, const float *v, int64_t K) { return quant_row(q, v, K); }
 #if defined(__x86_64__)
 #define AVX2 __attribute__((target("avx2")))
@@ -61,15 +57,7 @@ AVX2 static float quant_avx2(int8_t *q, const float *v, int64_t K) { return quan
 VNNI static float quant_avx512(int8_t *q, const float *v, int64_t K) { return quant_row(q, v, K); }
 #endif
 
-/* ---- per call: out[t, n] = sx[t] * scale[n] * dot(xq[t], q[n]) --------------------------- */
-typedef struct lin_job lin_job;
-typedef void (*rows_fn)(const lin_job *j, int64_t n0, int64_t n1);
-struct lin_job {
-  float *out; const int8_t *xq; const float *sx; /* xq rows padded with zeros to Kp */
-  const int8_t *q; const float *scale; const int32_t *rowsum;
-  int64_t T, N, K, Kp;
-  rows_fn rows;
-};
+/* ---- per call: out[t, n] = sx[t] * scale[n] * dot(xq[t], q[n]) (lin_job: q8.h) ------------- */
 
 /* Every path turns its int32 dot product into the output with these same two roundings. */
 static inline float q8_out(int32_t dot, float sx, float sw) { return (float)dot * (sx * sw); }
@@ -247,8 +235,7 @@ AVX2 static void rows_avx2(const lin_job *j, int64_t n0, int64_t n1) {
 #endif
 
 /* The path moe_cpu_isa() allows: VNNI under "avx512" when the CPU has it, else AVX2. */
-typedef struct { rows_fn rows; quant_fn quant; int u8; /* activations as x + 128 */ } q8_path;
-static q8_path pick_path(void) {
+q8_path q8_pick_path(void) {
 #if defined(__x86_64__)
   static int vnni = -1;
   if (vnni < 0) { __builtin_cpu_init(); vnni = __builtin_cpu_supports("avx512vnni") ? 1 : 0; }
@@ -257,6 +244,14 @@ static q8_path pick_path(void) {
   if (strcmp(isa, "avx512") == 0 || strcmp(isa, "avx2") == 0) return (q8_path){rows_avx2, quant_avx2, 0};
 #endif
   return (q8_path){rows_portable, quant_portable, 0};
+}
+
+float q8_quant_act(const q8_path *p, int8_t *xq, const float *x, int64_t K, int64_t Kp) {
+  const float s = p->quant(xq, x, K);
+  memset(xq + K, 0, (size_t)(Kp - K));
+  if (p->u8) /* dpbusd multiplies unsigned by signed bytes: store x + 128 (padding 128 * 0) */
+    for (int64_t k = 0; k < Kp; k++) xq[k] = (int8_t)((uint8_t)xq[k] ^ 0x80u);
+  return s;
 }
 
 static void lin_rows(void *p, int64_t g0, int64_t g1) {
@@ -275,13 +270,8 @@ int moe_cpu_q8_linear(float *out, const float *x, const int8_t *q, const float *
   float *buf = moe_scratch(Q8_SLOT, head + T * Kp / 4);
   if (!buf) return moe_fail(MOE_ENOMEM, "%s: out of memory for %lld activation rows", __func__, (long long)T);
   int8_t *xq = (int8_t *)(buf + head);
-  const q8_path path = pick_path();
-  for (int64_t t = 0; t < T; t++) {
-    buf[t] = path.quant(xq + t * Kp, x + t * K, K);
-    memset(xq + t * Kp + K, 0, (size_t)(Kp - K));
-  }
-  if (path.u8) /* dpbusd multiplies unsigned by signed bytes: store x + 128 (padding 128 * 0) */
-    for (int64_t i = 0; i < T * Kp; i++) xq[i] = (int8_t)((uint8_t)xq[i] ^ 0x80u);
+  const q8_path path = q8_pick_path();
+  for (int64_t t = 0; t < T; t++) buf[t] = q8_quant_act(&path, xq + t * Kp, x + t * K, K, Kp);
   lin_job j = {out, xq, buf, q, scale, rowsum, T, N, K, Kp, path.rows};
   moe_trace_weights(q, N * K);
   /* Inline below ~256 KiB of weights at T = 1 (less as T grows): there a hand-off costs about
@@ -331,7 +321,7 @@ int moe_cpu_q8_quantize(int8_t *q, float *scale, int32_t *rowsum, const void *w,
   CHECK(K <= Q8_MAX_K, "%s: K %lld exceeds %d (int32 dot products)", __func__, (long long)K, Q8_MAX_K);
   int st = moe_check_dtype(dtype, wscale, __func__);
   if (st) return st;
-  quant_job j = {q, scale, rowsum, w, wscale, dtype, K, pick_path().quant, 0, 0};
+  quant_job j = {q, scale, rowsum, w, wscale, dtype, K, q8_pick_path().quant, 0, 0};
   moe_parallel_for(N, 65536 / K > 1 ? 65536 / K : 1, quant_rows, &j);
   if (atomic_load(&j.oom)) return moe_fail(MOE_ENOMEM, "%s: out of memory for a row of %lld", __func__, (long long)K);
   int64_t bad = atomic_load(&j.bad);

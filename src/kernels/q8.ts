@@ -1,13 +1,14 @@
 // Approximate int8 GEMV for speculative drafts (kernels/cpu/q8.c): the MTP head's draft logits
 // only need the right argmax almost always, since the main model verifies every draft exactly.
 // The weight is quantized once (int8, one f32 scale per row), activations per call; several times
-// faster than the exact BF16 moe_linear. CPU-only and outside the kernel ABI, so it opens the
-// CPU library itself instead of going through ffi.ts's SYMBOLS.
+// faster than the exact BF16 moe_linear. Q8Experts runs a layer's routed experts the same way
+// (kernels/cpu/q8_experts.c), as one grouped call like Kernels.experts. CPU-only and outside the
+// kernel ABI, so it opens the CPU library itself instead of going through ffi.ts's SYMBOLS.
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { type Weight, WDTYPE } from "../checkpoint/checkpoint.ts";
 import { libraryPath } from "./ffi.ts";
-import { KernelError } from "./kernels.ts";
+import { type ExpertGroups, type ExpertWeights, KernelError } from "./kernels.ts";
 
 const p = FFIType.ptr, i32 = FFIType.i32, i64 = FFIType.i64_fast;
 
@@ -15,6 +16,7 @@ export const Q8_SYMBOLS = {
   moe_last_error: { args: [], returns: FFIType.cstring },
   moe_cpu_q8_quantize: { args: [p, p, p, p, p, i32, i64, i64], returns: i32 },
   moe_cpu_q8_linear: { args: [p, p, p, p, p, i64, i64, i64], returns: i32 },
+  moe_cpu_q8_experts: { args: [p, i64, p, i64, p, p, p, p, p, p, p, p, p, p, p, p, i64, i64, i64], returns: i32 },
 } as const;
 
 function open() {
@@ -67,5 +69,61 @@ export class Q8Matrix {
     if (out.length < T * this.N) throw new Error(`Q8Matrix.linear: out holds ${out.length} floats, expected ${T} x ${this.N}`);
     if (T === 0) return;
     check("moe_cpu_q8_linear", sym().moe_cpu_q8_linear(out, x, this.q, this.scale, this.rowsum, T, this.N, this.K));
+  }
+}
+
+/** One layer's routed experts as int8 copies, for drafts: forward() is Kernels.experts, out[tok]
+ * += rw * W2 (silu(W1 x) * W3 x) over the groups' rows, approximately (int8 weights and
+ * activations). Each expert's three matrices are quantized on its first rows. */
+export class Q8Experts {
+  private readonly ready: Uint8Array; // [E] 1 once quantized
+  private readonly mats: (readonly [Q8Matrix, Q8Matrix, Q8Matrix] | undefined)[] = [];
+  // q1 s1 r1 q3 s3 r3 q2 s2 r2: a pointer per expert (0 until quantized) into `mats`' arrays.
+  private readonly tables: BigUint64Array[];
+  private dims: readonly [number, number] | null = null; // [D, I] of the quantized experts
+
+  constructor(readonly experts: readonly (ExpertWeights | null)[]) {
+    this.ready = new Uint8Array(experts.length);
+    this.tables = Array.from({ length: 9 }, () => new BigUint64Array(Math.max(experts.length, 1)));
+  }
+
+  private quantize(e: number, D: number, I: number): void {
+    const w = this.experts[e];
+    if (!w) throw new Error(`Q8Experts: expert ${e} has rows but no weights`);
+    const want = (x: Weight, rows: number, cols: number) => {
+      if (x.shape.length !== 2 || x.shape[0] !== rows || x.shape[1] !== cols)
+        throw new Error(`Q8Experts: expert ${e}'s ${x.name} has shape [${x.shape}], expected [${rows}, ${cols}]`);
+      return Q8Matrix.quantize(x);
+    };
+    const m = [want(w.w1, I, D), want(w.w3, I, D), want(w.w2, D, I)] as const;
+    this.mats[e] = m; // keeps the arrays the tables point into alive
+    m.forEach((q, i) => {
+      this.tables[3 * i][e] = BigInt(ptr(q.q));
+      this.tables[3 * i + 1][e] = BigInt(ptr(q.scale));
+      this.tables[3 * i + 2][e] = BigInt(ptr(q.rowsum));
+    });
+    this.ready[e] = 1;
+    this.dims = [D, I];
+  }
+
+  /** out[T, D] += the experts' outputs for x[T, D]; groups as for Kernels.experts (offsets [E+1],
+   * rows: token indices below T, rw: routing weights). */
+  forward(out: Float32Array, x: Float32Array, groups: ExpertGroups, T: number, D: number, I: number): void {
+    const E = this.experts.length, { offsets, rows, rw } = groups;
+    if (!Number.isInteger(T) || T < 0) throw new Error(`Q8Experts.forward: bad token count ${T}`);
+    if (this.dims && (this.dims[0] !== D || this.dims[1] !== I))
+      throw new Error(`Q8Experts.forward: D ${D}, I ${I}, but the experts are [${this.dims}]`);
+    if (offsets.length !== E + 1) throw new Error(`Q8Experts.forward: ${offsets.length} offsets for ${E} experts`);
+    const total = offsets[E];
+    if (total === 0) return;
+    if (rows.length < total || rw.length < total) throw new Error(`Q8Experts.forward: ${total} rows, but rows holds ${rows.length} and rw ${rw.length}`);
+    if (x.length < T * D) throw new Error(`Q8Experts.forward: x holds ${x.length} floats, expected ${T} x ${D}`);
+    if (out.length < T * D) throw new Error(`Q8Experts.forward: out holds ${out.length} floats, expected ${T} x ${D}`);
+    for (let r = 0; r < total; r++)
+      if (!(rows[r] >= 0 && rows[r] < T)) throw new Error(`Q8Experts.forward: row ${r} has token ${rows[r]}, expected below ${T}`);
+    for (let e = 0; e < E; e++) if (!this.ready[e] && offsets[e + 1] > offsets[e]) this.quantize(e, D, I);
+    const t = this.tables;
+    check("moe_cpu_q8_experts", sym().moe_cpu_q8_experts(out, D, x, D, offsets, rows, rw,
+      t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], E, D, I));
   }
 }
