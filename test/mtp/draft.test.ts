@@ -34,7 +34,7 @@ test("linear: int8 close to the exact FP8 and BF16 matmuls; other shapes and str
   }
 });
 
-test("experts: one expert over every row runs int8 and accumulates; routed groups stay exact", () => {
+test("experts: one expert over every row, and routed groups, run int8 and accumulate", () => {
   const e = loadExpertWeights(ck, "model.layers.0.mlp", D, I);
   const all = { offsets: Int32Array.from([0, 3]), rows: Int32Array.from([0, 1, 2]), rw: Float32Array.from([1, 1, 1]) };
   const want = new Float32Array(3 * D).fill(0.5), got = new Float32Array(3 * D).fill(0.5);
@@ -45,7 +45,15 @@ test("experts: one expert over every row runs int8 and accumulates; routed group
   want.fill(0); got.fill(0);
   k.experts(want, x, some, [e], 3, D, I);
   dk.experts(got, x, some, [e], 3, D, I);
-  expect(got).toEqual(want);
+  expect(relErr(got, want)).toBeLessThan(0.05);
+  expect(got).not.toEqual(want);
+  // More rows than a decode step (a prompt chunk): the exact kernel.
+  const T = 12, x12 = Float32Array.from({ length: T * D }, (_, i) => Math.sin(i * 0.11));
+  const every = { offsets: Int32Array.from([0, T]), rows: Int32Array.from({ length: T }, (_, i) => i), rw: new Float32Array(T).fill(1) };
+  const want12 = new Float32Array(T * D), got12 = new Float32Array(T * D);
+  k.experts(want12, x12, every, [e], T, D, I);
+  dk.experts(got12, x12, every, [e], T, D, I);
+  expect(got12).toEqual(want12);
 });
 
 test("MOE_MTP_DRAFT=exact keeps the exact kernels", () => {
