@@ -6,9 +6,10 @@ import type { FinishReason, GenerateRequest, TokenEvent } from "./types.ts";
 /** Adaptive speculation: the acceptance of a sequence's recent drafts (counts decayed by DECAY per
  * verify step). Below PAUSE_BELOW, drafting costs more than it saves (a rejected draft still pays
  * for the MTP module and a wider verify step), so the sequence stops drafting (its MTP cache still
- * follows every position, at one kv projection per token) and drafts once every PROBE_EVERY
- * steps to see whether acceptance came back (repetitive text, a change of topic). */
-const DECAY = 0.7, PAUSE_BELOW = 0.3, PROBE_EVERY = 16, MIN_EVIDENCE = 2;
+ * follows every position, at one kv projection per token) and now and then drafts one token to see
+ * whether acceptance came back (repetitive text, a change of topic): after PROBE_FIRST steps, then
+ * twice as long after each rejected probe (up to PROBE_MAX); an accepted probe resumes drafting. */
+const DECAY = 0.7, PAUSE_BELOW = 0.3, MIN_EVIDENCE = 2, PROBE_FIRST = 16, PROBE_MAX = 128;
 
 /** A small seeded generator (mulberry32): the same seed draws the same numbers. */
 export function seededRandom(seed: number): () => number {
@@ -67,7 +68,9 @@ export class Sequence {
   draft: number[] = []; // speculative decoding: tokens the MTP module drafted for the next step
   private specDrafted = 0; // decayed counts of verified drafts and accepted ones
   private specAccepted = 0;
-  private paused = 0; // steps since the last draft while paused
+  private paused = 0; // steps since the last probe while paused
+  private probeEvery = PROBE_FIRST;
+  private probing = false; // the drafts being verified are a probe
   finished: FinishReason | null = null;
   readonly events = new EventQueue<TokenEvent>();
   readonly promptLogprobs: (number | null)[] = [];
@@ -91,17 +94,24 @@ export class Sequence {
     return this.tokens.length - this.computed;
   }
 
-  /** Draft tokens to ask the MTP module for after this step: k, or 0 while drafting is paused. */
+  /** Draft tokens to ask the MTP module for after this step: k; while paused 0, or 1 to probe. */
   draftTokens(k: number): number {
     if (this.specDrafted < MIN_EVIDENCE || this.specAccepted >= PAUSE_BELOW * this.specDrafted) return k;
-    if (++this.paused < PROBE_EVERY) return 0;
+    if (++this.paused < this.probeEvery) return 0;
     this.paused = 0;
-    return k;
+    this.probing = true;
+    return Math.min(k, 1);
   }
 
   /** A verify step's outcome: `accepted` of `drafted` draft tokens. */
   noteDrafts(drafted: number, accepted: number): void {
     if (drafted === 0) return;
+    if (this.probing) {
+      this.probing = false;
+      if (accepted === 0) this.probeEvery = Math.min(2 * this.probeEvery, PROBE_MAX);
+      else [this.specDrafted, this.specAccepted, this.probeEvery] = [0, 0, PROBE_FIRST]; // fresh evidence
+      return;
+    }
     this.specDrafted = this.specDrafted * DECAY + drafted;
     this.specAccepted = this.specAccepted * DECAY + accepted;
   }
