@@ -1,9 +1,10 @@
 // Approximate int8 GEMV for speculative drafts (kernels/cpu/q8.c): the MTP head's draft logits
 // only need the right argmax almost always, since the main model verifies every draft exactly.
 // The weight is quantized once (int8, one f32 scale per row), activations per call; several times
-// faster than the exact BF16 moe_linear. Q8Experts runs a layer's routed experts the same way
-// (kernels/cpu/q8_experts.c), as one grouped call like Kernels.experts. CPU-only and outside the
-// kernel ABI, so it opens the CPU library itself instead of going through ffi.ts's SYMBOLS.
+// faster than the exact BF16 moe_linear. Q8Experts runs grouped SwiGLU experts the same way
+// (kernels/cpu/q8_experts.c; drafts use it for the MTP block's shared experts), as one grouped
+// call like Kernels.experts. CPU-only and outside the kernel ABI, so it opens the CPU library
+// itself instead of going through ffi.ts's SYMBOLS.
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { type Weight, WDTYPE } from "../checkpoint/checkpoint.ts";
@@ -72,7 +73,7 @@ export class Q8Matrix {
   }
 }
 
-/** One layer's routed experts as int8 copies, for drafts: forward() is Kernels.experts, out[tok]
+/** A layer's experts as int8 copies, for drafts: forward() is Kernels.experts, out[tok]
  * += rw * W2 (silu(W1 x) * W3 x) over the groups' rows, approximately (int8 weights and
  * activations). Each expert's three matrices are quantized on its first rows. */
 export class Q8Experts {
