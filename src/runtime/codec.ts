@@ -119,7 +119,10 @@ export function encodeOwned(msg: unknown): Uint8Array {
   // Uninitialized and unpooled (its own ArrayBuffer): msgpackr writes every byte we send.
   packr.useBuffer(Buffer.allocUnsafeSlow(big + SLACK));
   const bytes = packr.pack(msg);
-  packr.useBuffer(new Uint8Array(OWNED_THRESHOLD));
+  // Hand msgpackr a Buffer, never a plain Uint8Array: it picked its string writer
+  // (Buffer#utf8Write, for strings of 64+ chars) when it was built, and calls it on whatever
+  // buffer it is given. A Uint8Array here broke the next long string after a large frame.
+  packr.useBuffer(Buffer.allocUnsafeSlow(OWNED_THRESHOLD));
   return bytes;
 }
 

@@ -69,4 +69,11 @@ describe("codec", () => {
     expect(again.big.length).toBe(1 << 18);
     expect(again.big[12345]).toBe(0.5);
   });
+
+  test("a 64+ char string after a large tensor frame encodes (issue 13 item 5)", () => {
+    encodeOwned({ type: "logprobs", v: new Float32Array(1 << 14) }); // exactly 64 KiB of tensor data
+    const id = "r".repeat(64) + "-ünï✓";
+    expect(decode(encodeOwned({ type: "req", id }))).toEqual({ type: "req", id });
+    expect(decode(encode({ type: "req", id }))).toEqual({ type: "req", id });
+  });
 });
