@@ -94,7 +94,12 @@ describe("serving the bundled model", () => {
       method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "fortune-dsv3", prompt: Array.from({ length: 1000 }, (_, i) => 3 + (i % 4000)), max_tokens: 16, ignore_eos: true }),
     }).then((r) => r.json() as Promise<{ usage: { completion_tokens: number } }>).finally(() => (done = true));
-    await Bun.sleep(5);
+    // Wait for the engine to hold the request (not a fixed sleep): then /health is asked mid-prefill.
+    const deadline = Date.now() + 60_000;
+    while (SCALING !== "direct" && !done && (await metric(s.url, "moe_num_requests_running")) + (await metric(s.url, "moe_num_requests_waiting")) < 1) {
+      if (Date.now() > deadline) throw new Error("the long request never reached the engine");
+      await Bun.sleep(1);
+    }
     const health = await fetch(`${s.url}/health`);
     expect(health.status).toBe(200);
     if (SCALING !== "direct") expect(done).toBe(false); // off the gateway's thread, the answer did not wait
