@@ -46,7 +46,7 @@ export class ChatTemplate {
   constructor(
     private readonly raw: unknown,
     private readonly specials: { bos_token: string; eos_token: string; pad_token?: string },
-    private readonly source: string,
+    readonly source: string, // the file it came from, for the operator
   ) {}
 
   get available(): boolean {
@@ -55,13 +55,14 @@ export class ChatTemplate {
 
   render(messages: ChatMessage[], opts: ChatTemplateOptions): string {
     const text = pickTemplate(this.raw, opts.tools !== undefined && opts.tools !== null);
-    if (text === null) throw new Error(`no chat_template in ${this.source}`);
+    // these errors reach API clients, so they name no file of ours
+    if (text === null) throw new Error("the model's tokenizer_config.json has no chat_template");
     let tpl = this.compiled.get(text);
     if (!tpl) {
       try {
         tpl = new Template(text);
       } catch (e) {
-        throw new Error(`invalid chat_template in ${this.source}: ${(e as Error).message}`);
+        throw new Error(`the model's chat_template does not parse: ${(e as Error).message}`);
       }
       this.compiled.set(text, tpl);
     }

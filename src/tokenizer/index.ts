@@ -1,6 +1,7 @@
 // The model's tokenizer: HF tokenizer.json (byte-level BPE) + tokenizer_config.json (specials, chat template).
 import { Tokenizer as HFTokenizer } from "@huggingface/tokenizers";
 import { join } from "node:path";
+import { maxTokenBytes } from "./bound.ts";
 import { ChatTemplate, type ChatMessage, type ChatTemplateOptions } from "./chat-template.ts";
 
 export type { ChatMessage, ChatTemplateOptions } from "./chat-template.ts";
@@ -18,6 +19,9 @@ export interface Tokenizer {
   /** Largest token id + 1 (may be smaller than the model's vocab_size). */
   readonly vocabSize: number;
   readonly hasChatTemplate: boolean;
+  /** The most input bytes one token can cover (Infinity when the tokenizer may drop input): a text
+   * of B bytes is at least ceil(B / maxTokenBytes) tokens. */
+  readonly maxTokenBytes: number;
   idToToken(id: number): string | undefined;
   tokenToId(token: string): number | undefined;
 }
@@ -121,6 +125,7 @@ export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
     padId: pad.id,
     vocabSize: maxId + 1,
     hasChatTemplate: template.available,
+    maxTokenBytes: maxTokenBytes(tj as Record<string, unknown>),
     idToToken: (id: number) => hf.id_to_token(id),
     tokenToId: (token: string) => hf.token_to_id(token),
   });
