@@ -5,8 +5,8 @@
 //   ActorId {kind, key, replica}; actorId(kind, key?, replica?); idString(id) -> "expert/3#1";
 //   parseId("expert/3#1"); nameOf(target)
 //   Actor<State, Msg, Reply> { kind, idleTimeoutMs?, activate(ctx), handle(state, msg, ctx),
-//     passivate?(state, ctx) }; defineActor(def)
-//   ActorContext { self, name, location, config, tell(to, msg), ask(to, msg, opts?) }
+//     passivate?(state, ctx), holdsState?(state) }; defineActor(def)
+//   ActorContext { self, name, location, incarnation, config, tell(to, msg), ask(to, msg, opts?) }
 //   AskOptions { timeoutMs?, retry? }
 //   ActorError (code, actor) with toInfo()/fromInfo() to cross transports; messageType(msg)
 
@@ -55,6 +55,12 @@ export interface ActorContext {
   readonly name: string;
   /** Where this activation runs ("inprocess", "worker:0", ...): for logs, never for routing. */
   readonly location: string;
+  /**
+   * This activation's identity, new on every activation (after a passivation, a failure, a host
+   * restart or a relocation): an actor stamps its replies with it so a caller can tell that the
+   * state it relied on (a KV cache) is gone.
+   */
+  readonly incarnation: string;
   /** The system's `config` (plain data), e.g. a checkpoint path the kinds need. */
   readonly config: unknown;
   tell(to: Target, msg: unknown): void;
@@ -74,6 +80,12 @@ export interface Actor<State = unknown, Msg = unknown, Reply = unknown> {
   activate(ctx: ActorContext): State | Promise<State>;
   handle(state: State, msg: Msg, ctx: ActorContext): Reply | Promise<Reply>;
   passivate?(state: State, ctx: ActorContext): void | Promise<void>;
+  /**
+   * True while the state holds something that cannot be rebuilt by re-activating (KV pages of
+   * unfinished sequences): the idle timeout then leaves the actor active and looks again later.
+   * A throw counts as true: keeping memory is cheaper than losing state.
+   */
+  holdsState?(state: State): boolean;
 }
 
 /** Identity function that lets TypeScript infer State/Msg/Reply from the handlers. */
@@ -89,6 +101,7 @@ export type ErrorCode =
   | "unknown_kind" // no kind of that name in the registry
   | "bad_id"
   | "stopped" // the system is stopping or stopped
+  | "unavailable" // no host (placed or fallback) could take the actor before the ask's deadline
   | "unreachable"; // the host could not start (e.g. the registry module failed to load)
 
 /** Plain-data form of an ActorError, as it travels in a reply frame. */

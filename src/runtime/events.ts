@@ -18,7 +18,10 @@ export type RuntimeEvent =
       at: number;
     }
   | { type: "host_up"; location: string; ms: number; restart: boolean; at: number }
-  | { type: "host_down"; location: string; reason: string; inFlight: number; at: number };
+  | { type: "host_down"; location: string; reason: string; inFlight: number; at: number }
+  // An actor's messages go to `location` from now on, instead of `from`: its host was lost (and
+  // `location` is a fallback), or is back (and `location` is its home).
+  | { type: "relocated"; actor: string; location: string; from: string; reason: string; at: number };
 
 export type EventType = RuntimeEvent["type"];
 
@@ -83,5 +86,7 @@ export function formatEvent(e: RuntimeEvent): string {
       return `${e.location} ${e.restart ? "restarted" : "started"} in ${ms(e.ms)}`;
     case "host_down":
       return `${e.location} died (${e.reason}) with ${e.inFlight} message(s) in flight`;
+    case "relocated":
+      return `${e.actor} relocated from ${e.from} to ${e.location} (${e.reason})`;
   }
 }

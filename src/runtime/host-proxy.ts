@@ -1,15 +1,16 @@
 // The system's side of one location: its Link, the asks in flight to it, and its lifecycle
 // (starting -> ready -> down -> starting ... ; broken if it cannot load the registry; stopped).
-// It is the same for every transport. When the host dies it fails or hands back for retry what
-// was in flight, restarts the host, and re-activates the actors that were active there.
+// It is the same for every transport. When the host dies it tells the system which actors it
+// held (so they can be re-activated on a fallback), fails or hands back for retry what was in
+// flight, restarts the host, and re-activates the actors that were active there once it is back.
 //
-//   PendingAsk; ProxyOwner { emit, onEvent, route, retry }; HostProxy(location, transport, init,
-//     owner) { status, ready, active, ask(p), tell(to, msg), reply(gen, frame), activate(name,
-//     restarted), kill(reason), stop(graceMs) }
+//   PendingAsk; ProxyOwner { emit, onEvent, route, retry, lost }; HostProxy(location, transport,
+//     init, owner) { status, lost, ready, active, ask(p), tell(to, msg), reply(gen, frame),
+//     activate(name, restarted), kill(reason), stop(graceMs) }
 import { ActorError, type ErrorInfo, messageType } from "./actor.ts";
 import type { RuntimeEvent } from "./events.ts";
 import type { Frame, HostInit } from "./frames.ts";
-import type { Link, Transport } from "./transport.ts";
+import type { HostOpener, Link } from "./transport.ts";
 
 /** An ask owned by the system: it may move between proxies (retry) until settled. */
 export interface PendingAsk {
@@ -17,6 +18,8 @@ export interface PendingAsk {
   readonly msg: unknown;
   readonly retry: boolean;
   readonly timeoutMs: number;
+  /** performance.now() by which it must be settled (Infinity: never); kept across retries. */
+  readonly deadline: number;
   attempts: number;
   settled: boolean;
   resolve(value: unknown): void;
@@ -32,6 +35,8 @@ export interface ProxyOwner {
   route(from: HostProxy, generation: number, f: Extract<Frame, { t: "req" }>): void;
   /** An ask that was in flight when this host died, whose asker allowed a retry. */
   retry(p: PendingAsk, deadLocation: string): void;
+  /** The host died holding these active actors; called before its in-flight asks are retried. */
+  lost(from: HostProxy, actors: readonly string[]): void;
 }
 
 export type ProxyStatus = "starting" | "ready" | "down" | "broken" | "stopped";
@@ -40,6 +45,8 @@ const MAX_BACKOFF_MS = 2000;
 
 export class HostProxy {
   status: ProxyStatus = "starting";
+  /** Died or broken, and not ready since: the system routes its actors to fallbacks meanwhile. */
+  lost = false;
   /** Actors active on the host, from its events: the ones a restart brings back. */
   readonly active = new Set<string>();
   /** Bumped on every (re)start: replies meant for a previous incarnation are dropped. */
@@ -58,7 +65,7 @@ export class HostProxy {
 
   constructor(
     readonly location: string,
-    private readonly transport: Transport,
+    private readonly transport: HostOpener,
     private readonly init: HostInit,
     private readonly owner: ProxyOwner,
   ) {
@@ -72,8 +79,14 @@ export class HostProxy {
     if (this.status === "stopped") return p.reject(stoppedError(p.to));
     const id = this.nextId++;
     this.pending.set(id, p);
-    p.cancel = () => this.pending.delete(id);
-    const timeoutMs = Number.isFinite(p.timeoutMs) ? p.timeoutMs : undefined;
+    p.cancel = () => {
+      this.pending.delete(id);
+      // Not sent yet (the host is restarting): it must not run after its asker gave up.
+      if (this.queue.length) this.queue = this.queue.filter((f) => f.t !== "req" || f.id !== id);
+    };
+    // What is left of the original deadline: a retry does not start the clock again.
+    const left = p.deadline - performance.now();
+    const timeoutMs = Number.isFinite(left) ? Math.max(1, Math.ceil(left)) : undefined;
     this.send({ t: "req", id, to: p.to, msg: p.msg, timeoutMs });
   }
 
@@ -132,6 +145,7 @@ export class HostProxy {
     switch (f.t) {
       case "ready": {
         this.status = "ready";
+        this.lost = false;
         this.readyAt = performance.now();
         const ms = this.readyAt - this.openedAt;
         this.owner.emit({ type: "host_up", location: this.location, ms, restart, at: Date.now() });
@@ -157,6 +171,7 @@ export class HostProxy {
       case "fatal":
         this.fatal = f.error;
         this.status = "broken";
+        this.lost = true;
         this.queue = [];
         this.failPending((p) => new ActorError(`${p.to}: ${f.error}`, "unreachable", p.to));
         this.settleReady.reject(new Error(f.error));
@@ -171,7 +186,11 @@ export class HostProxy {
     this.pending.clear();
     this.queue = this.queue.filter((f) => f.t !== "req" || f.id === 0); // queued asks are in inFlight
     this.status = "down";
+    this.lost = true;
     this.owner.emit({ type: "host_down", location: this.location, reason, inFlight: inFlight.length, at: Date.now() });
+    const reactivate = [...this.active];
+    this.active.clear();
+    this.owner.lost(this, reactivate);
     for (const p of inFlight) {
       if (p.settled) continue;
       if (p.retry) this.owner.retry(p, this.location);
@@ -181,8 +200,6 @@ export class HostProxy {
     const quick = this.readyAt < this.openedAt || performance.now() - this.readyAt < 1000;
     this.fastFailures = quick ? this.fastFailures + 1 : 0;
     const delay = this.fastFailures <= 1 ? 0 : Math.min(MAX_BACKOFF_MS, 50 * 2 ** this.fastFailures);
-    const reactivate = [...this.active];
-    this.active.clear();
     setTimeout(() => this.status === "down" && this.open(reactivate), delay);
   }
 

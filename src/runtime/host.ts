@@ -6,11 +6,11 @@
 //     tell(to, msg), ask(to, msg, opts?), stop() }
 //   Upstream { tell(to, msg), ask(to, msg, timeoutMs, retry) }; askTimeout(name, msg, ms)
 import {
-  type ActorContext, ActorError, type AskOptions, type Target, messageType, nameOf, parseId,
+  ActorError, type AskOptions, type Target, messageType, nameOf, parseId,
 } from "./actor.ts";
 import type { RuntimeEvent } from "./events.ts";
 import type { HostInit } from "./frames.ts";
-import { ActorCell, type ReplyFn } from "./mailbox.ts";
+import { ActorCell, type CellContext, type ReplyFn } from "./mailbox.ts";
 import { Placement } from "./placement.ts";
 import type { Registry } from "./registry.ts";
 
@@ -92,7 +92,7 @@ export class LocalHost {
       return undefined;
     }
     const idle = this.init.idleTimeoutMs;
-    const ctx: ActorContext = {
+    const ctx: CellContext = {
       self: id,
       name,
       location: this.location,

@@ -1,13 +1,17 @@
 // One actor activation and its serial mailbox: messages are handled one at a time by an awaited
 // loop, in arrival order. The cell owns the virtual-actor lifecycle of its actor inside one host:
-// activate on the first message, passivate after the idle timeout, drop the state on a failure
-// and come back (as "restarted") on the next message or a supervisor's activate.
+// activate on the first message, passivate after the idle timeout (unless the actor says it holds
+// live state), drop the state on a failure and come back (as "restarted") on the next message or a
+// supervisor's activate. Every activation gets a fresh ctx.incarnation.
 //
-//   ActorCell(id, def, ctx, hooks) { post(msg, reply?), activate(restarted), passivate(),
-//     status, queued }
+//   ActorCell(id, name, def, ctx, hooks) { post(msg, reply?), activate(restarted), passivate(),
+//     status, queued }; CellContext (the ActorContext less its per-activation incarnation)
 //   ReplyFn = (err: ActorError | null, value?) => void
 import { type Actor, type ActorContext, type ActorId, ActorError, errorText, messageType } from "./actor.ts";
 import type { RuntimeEvent } from "./events.ts";
+
+/** What the host gives a cell; the cell adds the incarnation of each activation. */
+export type CellContext = Omit<ActorContext, "incarnation">;
 
 export type ReplyFn = (err: ActorError | null, value?: unknown) => void;
 
@@ -34,14 +38,17 @@ export class ActorCell {
   private lastFailure: string | null = null;
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private lastActive = performance.now();
+  private ctx: ActorContext;
 
   constructor(
     readonly id: ActorId,
     readonly name: string,
     private readonly def: Actor<any, any, any>,
-    private readonly ctx: ActorContext,
+    private readonly base: CellContext,
     private readonly hooks: CellHooks,
-  ) {}
+  ) {
+    this.ctx = { ...base, incarnation: "" };
+  }
 
   get status(): CellStatus {
     return this.active ? "active" : this.lastFailure !== null ? "failed" : "inactive";
@@ -79,20 +86,25 @@ export class ActorCell {
   private async drain(): Promise<void> {
     this.running = true;
     this.clearIdleTimer();
+    let worked = false; // a declined idle passivation is no activity: idleMs keeps counting
     while (this.head < this.queue.length) {
       const env = this.queue[this.head]!;
       this.queue[this.head++] = undefined;
       if (env.op === "passivate") {
+        // Idle but holding live state: stay active; the idle timer looks again after the drain.
+        if (env.idle && this.active && this.holdsState()) continue;
+        worked = true;
         if (this.active) await this.release(env.idle ? "idle" : "stop");
         continue;
       }
+      worked = true;
       if (!this.active && !(await this.start(env))) continue;
       if (env.op === "msg") await this.handle(env.msg, env.reply);
     }
     this.queue = [];
     this.head = 0;
     this.running = false;
-    this.lastActive = performance.now();
+    if (worked) this.lastActive = performance.now();
     this.armIdleTimer();
     for (const w of this.idleWaiters.splice(0)) w();
   }
@@ -100,6 +112,7 @@ export class ActorCell {
   private async start(env: Envelope): Promise<boolean> {
     const t0 = performance.now();
     const restarted = this.lastFailure !== null || (env.op === "activate" && env.restarted);
+    this.ctx = Object.freeze({ ...this.base, incarnation: crypto.randomUUID() });
     try {
       this.state = await this.def.activate(this.ctx);
     } catch (err) {
@@ -156,6 +169,15 @@ export class ActorCell {
     if (reason === null) return;
     const ms = performance.now() - t0;
     this.hooks.emit({ type: "passivated", actor: this.name, location: this.hooks.location, ms, idleMs, at: Date.now() });
+  }
+
+  private holdsState(): boolean {
+    if (!this.def.holdsState) return false;
+    try {
+      return Boolean(this.def.holdsState(this.state));
+    } catch {
+      return true; // cannot tell: keeping memory is cheaper than losing state
+    }
   }
 
   private armIdleTimer(): void {

@@ -1,8 +1,13 @@
 // Where each actor runs. Plain data (PlacementSpec) so the same table travels to every host, and
 // each host can tell a local target (handled by reference) from a remote one (sent upstream).
+// Each actor also has fallback locations: where the system may re-activate it while its own host
+// is lost (locator.ts decides when). Hosts never need them: a host sends every target that is not
+// placed on it upstream, and the system, which knows what is up, forwards it.
 //
-//   PlacementRule {kind?, key?, replica?, location}; PlacementSpec {rules, defaultLocation, replicas?}
-//   Placement(spec) { locate(target), replicasOf(kind, key), locations() }; schemeOf(location)
+//   PlacementRule {kind?, key?, replica?, location, fallback?}
+//   PlacementSpec {rules, defaultLocation, replicas?, fallback?}
+//   Placement(spec) { locate(target), fallbackOf(target), replicasOf(kind, key), locations(), hostSpec() }
+//   schemeOf(location)
 import { type ActorId, type Target, nameOf, parseId } from "./actor.ts";
 
 /** Fields left out match anything. The first matching rule wins. */
@@ -12,6 +17,8 @@ export interface PlacementRule {
   readonly replica?: number;
   /** "inprocess", "worker:N", "process:N", or any scheme a registered transport serves ("node:a"). */
   readonly location: string;
+  /** Where the actor may be re-activated while its host is lost, in order. Default: the spec's. */
+  readonly fallback?: readonly string[];
 }
 
 export interface PlacementSpec {
@@ -19,6 +26,8 @@ export interface PlacementSpec {
   readonly defaultLocation: string;
   /** How many interchangeable replicas a "kind" or a "kind/key" has (default 1): retries pick among them. */
   readonly replicas?: Readonly<Record<string, number>>;
+  /** Fallback locations for actors whose rule names none (default: none, wait for the host). */
+  readonly fallback?: readonly string[];
 }
 
 const LOCATION_RE = /^[a-z][a-z0-9_-]*(:[A-Za-z0-9_.-]+)?$/;
@@ -29,23 +38,23 @@ export function schemeOf(location: string): string {
 }
 
 export class Placement {
-  private readonly cache = new Map<string, string>();
+  private readonly cache = new Map<string, { location: string; fallback: readonly string[] }>();
 
   constructor(readonly spec: PlacementSpec) {
-    for (const loc of [spec.defaultLocation, ...spec.rules.map((r) => r.location)]) {
+    const named = [spec.defaultLocation, ...(spec.fallback ?? []), ...spec.rules.flatMap((r) => [r.location, ...(r.fallback ?? [])])];
+    for (const loc of named) {
       if (!LOCATION_RE.test(loc)) throw new Error(`placement: "${loc}" is not a location (e.g. inprocess, worker:0, process:1)`);
     }
   }
 
-  /** The location of an actor. Cached: the table is fixed for the life of a system. */
+  /** The location an actor is placed at. Cached: the table is fixed for the life of a system. */
   locate(target: Target): string {
-    const name = nameOf(target);
-    let loc = this.cache.get(name);
-    if (loc === undefined) {
-      loc = this.match(typeof target === "string" ? parseId(name) : target);
-      this.cache.set(name, loc);
-    }
-    return loc;
+    return this.entry(target).location;
+  }
+
+  /** Where the actor may go while its host is lost, in order (never its own location). */
+  fallbackOf(target: Target): readonly string[] {
+    return this.entry(target).fallback;
   }
 
   replicasOf(kind: string, key: string): number {
@@ -53,18 +62,38 @@ export class Placement {
     return r?.[`${kind}/${key}`] ?? r?.[kind] ?? 1;
   }
 
-  /** Every location the table names, default first. */
+  /** Every location the table names, default first, then placed, then fallback-only ones. */
   locations(): string[] {
-    return [...new Set([this.spec.defaultLocation, ...this.spec.rules.map((r) => r.location)])];
+    const s = this.spec;
+    return [...new Set([s.defaultLocation, ...s.rules.map((r) => r.location), ...(s.fallback ?? []), ...s.rules.flatMap((r) => r.fallback ?? [])])];
   }
 
-  private match(id: ActorId): string {
+  /** The table as hosts need it: where things are placed, without the system's fallbacks. */
+  hostSpec(): PlacementSpec {
+    const { rules, defaultLocation, replicas } = this.spec;
+    return { rules: rules.map(({ fallback: _, ...r }) => r), defaultLocation, ...(replicas ? { replicas } : {}) };
+  }
+
+  private entry(target: Target) {
+    const name = nameOf(target);
+    let e = this.cache.get(name);
+    if (e === undefined) {
+      const rule = this.match(typeof target === "string" ? parseId(name) : target);
+      const location = rule?.location ?? this.spec.defaultLocation;
+      const fallback = (rule?.fallback ?? this.spec.fallback ?? []).filter((l) => l !== location);
+      e = { location, fallback: [...new Set(fallback)] };
+      this.cache.set(name, e);
+    }
+    return e;
+  }
+
+  private match(id: ActorId): PlacementRule | undefined {
     for (const r of this.spec.rules) {
       if (r.kind !== undefined && r.kind !== id.kind) continue;
       if (r.key !== undefined && r.key !== id.key) continue;
       if (r.replica !== undefined && r.replica !== id.replica) continue;
-      return r.location;
+      return r;
     }
-    return this.spec.defaultLocation;
+    return undefined;
   }
 }

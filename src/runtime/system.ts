@@ -2,21 +2,26 @@
 // ask actors by identity; the system finds the location in the placement table, starts a host
 // there through the transport of that scheme, and supervises: an actor whose handler throws is
 // re-activated at once; a host that dies is restarted, what was in flight to it fails with a
-// clear error or, for asks made with {retry: true}, goes to another replica of the same kind+key.
+// clear error or, for asks made with {retry: true}, goes to another replica of the same kind+key,
+// or to the same actor re-activated at a fallback location (locator.ts) while its host is lost.
+// Every ask ends by its deadline, kept across retries: a timeout, or "unavailable" when no host
+// could take the actor meanwhile.
 //
 //   ActorSystem.start(options): Promise<ActorSystem>
 //   system.tell(to, msg); system.ask<R>(to, msg, {timeoutMs?, retry?}): Promise<R>
-//   system.events: EventLog (activated, restarted, passivated, failed, host_up, host_down)
-//   system.locate(to); system.locations(); system.killHost(location, reason?); system.stop(graceMs?)
+//   system.events: EventLog (activated, restarted, passivated, failed, host_up, host_down, relocated)
+//   system.locate(to) (placed); system.routeOf(to) (now); system.isReachable(to); system.hosts()
+//   system.locations(); system.killHost(location, reason?); system.stop(graceMs?)
 //   SystemOptions: see below.
-import { ActorError, type AskOptions, type Target, errorText, nameOf, parseId } from "./actor.ts";
+import { ActorError, type AskOptions, type Target, errorText, messageType, nameOf, parseId } from "./actor.ts";
 import { EventLog, type RuntimeEvent } from "./events.ts";
 import type { HostInit } from "./frames.ts";
 import { askTimeout } from "./host.ts";
-import { HostProxy, type PendingAsk, type ProxyOwner, stoppedError } from "./host-proxy.ts";
+import { HostProxy, type PendingAsk, type ProxyOwner, type ProxyStatus, stoppedError } from "./host-proxy.ts";
+import { Locator } from "./locator.ts";
 import { Placement, type PlacementRule, schemeOf } from "./placement.ts";
 import { type RegistryRef, resolveRegistryRef } from "./registry.ts";
-import { type Transport, defaultTransports } from "./transport.ts";
+import { type Transport, bindHost, defaultTransports } from "./transport.ts";
 
 export interface SystemOptions {
   /** The module every host imports its actor kinds from (see registry.ts). */
@@ -25,6 +30,11 @@ export interface SystemOptions {
   readonly placement?: readonly PlacementRule[];
   /** Default "inprocess". */
   readonly defaultLocation?: string;
+  /**
+   * Where actors whose rule names no fallback may be re-activated while their host is lost, in
+   * order (the first one ready wins). Default none: their messages wait for the host.
+   */
+  readonly fallback?: readonly string[];
   /** Interchangeable replicas per "kind" or "kind/key" (default 1), for retries. */
   readonly replicas?: Readonly<Record<string, number>>;
   /** One value for every kind, or per kind ("*" = the rest). Default: the kind's own, else never. */
@@ -40,9 +50,20 @@ export interface SystemOptions {
 
 const MAX_ATTEMPTS = 4;
 
+/** One location as /health and /v1/cluster show it. */
+export interface HostInfo {
+  location: string;
+  status: ProxyStatus;
+  /** Died or broken and not back yet: its actors run at their fallbacks meanwhile. */
+  lost: boolean;
+  /** Actors active there. */
+  actors: string[];
+}
+
 export class ActorSystem {
   readonly events: EventLog;
   private readonly placement: Placement;
+  private readonly locator: Locator;
   private readonly proxies = new Map<string, HostProxy>();
   private readonly transports = new Map<string, Transport>();
   private readonly askTimeoutMs: number;
@@ -55,20 +76,27 @@ export class ActorSystem {
       rules: options.placement ?? [],
       defaultLocation: options.defaultLocation ?? "inprocess",
       replicas: options.replicas,
+      fallback: options.fallback,
     });
+    this.locator = new Locator(this.placement, (loc) => this.proxies.get(loc), (e) => this.events.emit(e));
     for (const t of [...defaultTransports(), ...(options.transports ?? [])]) this.transports.set(t.scheme, t);
     this.askTimeoutMs = options.askTimeoutMs ?? 30_000;
     this.owner = {
-      emit: (e) => this.events.emit(e),
+      emit: (e) => {
+        this.events.emit(e);
+        if (e.type === "host_up") this.locator.hostBack(e.location);
+      },
       onEvent: (e, from) => this.supervise(e, from),
       route: (from, gen, f) => {
         if (f.id === 0) return this.tell(f.to, f.msg);
-        this.ask(f.to, f.msg, { timeoutMs: f.timeoutMs ?? Infinity, retry: f.retry }).then(
+        // The host keeps its own timer too; ours makes sure the system side ends as well.
+        this.ask(f.to, f.msg, { timeoutMs: f.timeoutMs ?? this.askTimeoutMs, retry: f.retry }).then(
           (value) => from.reply(gen, f.id, value),
           (err) => from.reply(gen, f.id, undefined, asActorError(err, f.to).toInfo()),
         );
       },
       retry: (p, dead) => this.retry(p, dead),
+      lost: (from, actors) => this.relocate(from, actors),
     };
   }
 
@@ -102,6 +130,7 @@ export class ActorSystem {
         msg,
         retry: opts?.retry ?? false,
         timeoutMs,
+        deadline: performance.now() + timeoutMs,
         attempts: 0,
         settled: false,
         resolve: (v) => settle(() => resolve(v as R)),
@@ -116,7 +145,7 @@ export class ActorSystem {
       if (Number.isFinite(timeoutMs)) {
         timer = setTimeout(() => {
           p.cancel?.();
-          p.reject(askTimeout(p.to, msg, timeoutMs));
+          p.reject(this.timeoutError(p));
         }, timeoutMs);
       }
       this.dispatch(p);
@@ -126,6 +155,26 @@ export class ActorSystem {
   /** The location an actor is placed at. */
   locate(to: Target): string {
     return this.placement.locate(to);
+  }
+
+  /** Where the actor's next message goes: its placed location, or a fallback while that is lost. */
+  routeOf(to: Target): string {
+    return this.locator.locate(nameOf(to));
+  }
+
+  /** True when the host that would take the actor's next message (after fallback) is ready. */
+  isReachable(to: Target): boolean {
+    if (this.stopping) return false;
+    try {
+      return this.locator.reachable(nameOf(to));
+    } catch {
+      return false; // not an actor id
+    }
+  }
+
+  /** Every host the system has started, with its status and the actors active there. */
+  hosts(): HostInfo[] {
+    return [...this.proxies.values()].map((p) => ({ location: p.location, status: p.status, lost: p.lost, actors: [...p.active].sort() }));
   }
 
   locations(): string[] {
@@ -152,7 +201,7 @@ export class ActorSystem {
 
   private proxyFor(name: string, p?: PendingAsk): HostProxy | undefined {
     try {
-      return this.proxy(this.placement.locate(name));
+      return this.proxy(this.locator.locate(name));
     } catch (err) {
       p?.reject(asActorError(err, name));
       return undefined;
@@ -167,7 +216,9 @@ export class ActorSystem {
       const have = [...this.transports.keys()].join(", ");
       throw new ActorError(`no transport for location "${location}" (have: ${have})`, "unreachable");
     }
-    proxy = new HostProxy(location, transport, this.hostInit(location), this.owner);
+    // The registry goes to the host with the transport, never in a frame (see transport.ts).
+    const host = { registry: resolveRegistryRef(this.options.registry) };
+    proxy = new HostProxy(location, bindHost(transport, host), this.hostInit(location), this.owner);
     this.proxies.set(location, proxy);
     return proxy;
   }
@@ -176,8 +227,7 @@ export class ActorSystem {
     const idle = this.options.idleTimeoutMs;
     return {
       location,
-      registry: resolveRegistryRef(this.options.registry),
-      placement: this.placement.spec,
+      placement: this.placement.hostSpec(),
       config: this.options.config,
       idleTimeoutMs: typeof idle === "number" ? { "*": idle } : { ...idle },
       askTimeoutMs: this.askTimeoutMs,
@@ -194,14 +244,32 @@ export class ActorSystem {
     const n = this.placement.replicasOf(id.kind, id.key);
     for (let k = 1; k < n; k++) {
       const name = `${id.kind}/${id.key}#${(id.replica + k) % n}`;
-      const loc = this.placement.locate(name);
-      const status = this.proxies.get(loc)?.status;
-      if (loc !== deadLocation && status !== "broken" && status !== "down") {
+      const loc = this.locator.locate(name);
+      if (loc !== deadLocation && this.proxies.get(loc)?.status === "ready") {
         p.to = name;
         break;
       }
     }
-    this.dispatch(p); // no other replica: the same one, once its host is back
+    this.dispatch(p); // no other replica: the same one, at a fallback or once its host is back
+  }
+
+  /** A host died holding these actors: bring them up at once where their messages now go. */
+  private relocate(from: HostProxy, actors: readonly string[]): void {
+    if (this.stopping) return;
+    for (const name of actors) {
+      const loc = this.locator.locate(name);
+      if (loc !== from.location) this.proxies.get(loc)?.activate(name, true);
+    }
+  }
+
+  /** Past the deadline: a slow actor, or nowhere to run it (its host lost, no fallback ready). */
+  private timeoutError(p: PendingAsk): ActorError {
+    if (this.isReachable(p.to)) return askTimeout(p.to, p.msg, p.timeoutMs);
+    const home = this.placement.locate(p.to);
+    const fb = this.placement.fallbackOf(p.to);
+    const status = this.proxies.get(home)?.status ?? "not started";
+    const where = `${home} is ${status}; ${fb.length ? `fallback ${fb.join(", ")} not ready` : "no fallback"}`;
+    return new ActorError(`${p.to}: no host could take "${messageType(p.msg)}" within ${p.timeoutMs} ms (${where})`, "unavailable", p.to);
   }
 
   private supervise(e: RuntimeEvent, from: HostProxy): void {
