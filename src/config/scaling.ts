@@ -1,5 +1,6 @@
 // Scaling configs (configs/scaling/*.yaml|json): which model actors exist, how many, which routed
-// experts each expert actor holds, where each runs, idle timeouts, batch limits, devices. Parsed
+// experts each expert actor holds, where each runs, where each may be re-activated while its host
+// is lost (fallback), idle timeouts, the ask timeout, batch limits, devices. Parsed
 // once at the edge (strict: unknown keys are errors) and resolved against the loaded model into a
 // frozen table; every error names the field.
 //
@@ -10,6 +11,9 @@
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { IDS_RE, hotOrder, parseExpertIds, placeExperts } from "./expert-table.ts";
+
+export { parseExpertIds };
 
 export const MODEL_KINDS = ["attention", "router", "expert", "mtp"] as const;
 
@@ -21,17 +25,6 @@ export class ScalingError extends Error {
   }
 }
 
-const IDS_RE = /^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$/;
-/** "0-7,12" -> [0..7, 12]; the caller checks the range against the model. */
-export function parseExpertIds(spec: string | readonly number[]): number[] {
-  if (typeof spec !== "string") return [...new Set(spec)].sort((a, b) => a - b);
-  const out = new Set<number>();
-  for (const part of spec.split(",")) {
-    const [a, b = a] = part.split("-").map((s) => Number(s.trim()));
-    for (let e = a!; e <= b!; e++) out.add(e);
-  }
-  return [...out].sort((a, b) => a - b);
-}
 
 // worker:N and process:N are hosts on this machine; node:NAME a host reached over NATS.
 const Location = z.string().regex(/^(inprocess|worker:\d+|process:\d+|node:[A-Za-z0-9_.-]+)$/, {
@@ -40,6 +33,9 @@ const Location = z.string().regex(/^(inprocess|worker:\d+|process:\d+|node:[A-Za
 const Device = z.string().regex(/^(cpu|cuda:\d+|hip:\d+)$/, { message: 'must be "cpu", "cuda:N" or "hip:N"' });
 const Count = (min: number) => z.int({ error: "must be an integer" }).min(min, { error: `must be >= ${min}` });
 const IdleTimeout = z.union([Count(1), z.null()], { message: "must be a positive integer (ms) or null (never)" });
+/** In order; the first whose host is up takes the actors of a lost host. [] = wait for the host. */
+const Fallback = z.array(Location);
+export const DEFAULT_ASK_TIMEOUT_MS = 30_000;
 
 const ExpertsSpec = z
   .strictObject({
@@ -65,11 +61,13 @@ const KindSpec = z.strictObject({
   idle_timeout_ms: IdleTimeout.optional(),
   device: Device.optional(),
   experts: ExpertsSpec.optional(),
+  fallback: Fallback.optional(), // default: the top-level fallback
 });
 
 export const ScalingSchema = z.strictObject({
   description: z.string().optional(),
   placement: Location.default("worker:0"), // for kinds that do not say
+  fallback: Fallback.optional(), // default: [placement], the gateway's own location
   device: Device.default("cpu"),
   idle_timeout_ms: IdleTimeout.default(null),
   ask_timeout_ms: Count(1).optional(),
@@ -130,7 +128,7 @@ export interface ResolveOptions {
   load?: readonly number[] | Readonly<Record<number, readonly number[]>>;
 }
 
-export interface ResolvedActor { kind: string; key: string; location: string; device: string }
+export interface ResolvedActor { kind: string; key: string; location: string; device: string; fallback: readonly string[] }
 
 export interface ResolvedScaling {
   source?: string;
@@ -144,12 +142,15 @@ export interface ResolvedScaling {
   /** Experts with a redundant copy, most loaded first. */
   hotExperts: number[];
   device: Record<string, string>;
-  /** For ActorSystem.start: one rule per actor, the rest to defaultLocation. */
-  placement: { kind: string; key: string; location: string }[];
+  /** For ActorSystem.start: one rule per actor (with its fallbacks), the rest to defaultLocation. */
+  placement: { kind: string; key: string; location: string; fallback: readonly string[] }[];
   defaultLocation: string;
+  /** The top-level fallback (SystemOptions.fallback): where actors go while their host is lost. */
+  fallback: readonly string[];
   /** Per kind (Infinity = never) and "*" for the rest; for ActorSystem.start. */
   idleTimeoutMs: Record<string, number>;
-  askTimeoutMs?: number;
+  /** ask_timeout_ms, default DEFAULT_ASK_TIMEOUT_MS: every ask to an actor ends by then. */
+  askTimeoutMs: number;
   batch: { max_batch_tokens: number; max_running_seqs: number };
   locations: string[];
 }
@@ -179,13 +180,18 @@ export function resolveScaling(config: ScalingConfig, shape: ModelShape, opts: R
   const actors: ResolvedActor[] = [];
   const device: Record<string, string> = {};
   const idle: Record<string, number> = config.idle_timeout_ms === null ? {} : { "*": config.idle_timeout_ms };
+  const fallback = config.fallback ?? [config.placement];
   for (const [kind, spec] of Object.entries(config.actors)) {
     if (kind === "expert" && spec.replicas !== undefined) fail("actors.expert.replicas", "the expert actors are counted by experts.split or experts.table");
     const keys = kind === "expert" ? Object.keys(expertActors) : Array.from({ length: spec.replicas ?? 1 }, (_, i) => String(i));
     const locs = spec.placement === undefined ? [config.placement] : [spec.placement].flat();
     device[kind] = spec.device ?? config.device;
     if (spec.idle_timeout_ms !== undefined) idle[kind] = spec.idle_timeout_ms ?? Infinity;
-    keys.forEach((key, i) => actors.push({ kind, key, location: locs[i % locs.length]!, device: device[kind]! }));
+    const fb = spec.fallback ?? fallback;
+    keys.forEach((key, i) => {
+      const location = locs[i % locs.length]!;
+      actors.push({ kind, key, location, device: device[kind]!, fallback: fb.filter((l) => l !== location) });
+    });
   }
   return deepFreeze({
     source: src,
@@ -196,72 +202,12 @@ export function resolveScaling(config: ScalingConfig, shape: ModelShape, opts: R
     expertActors,
     hotExperts,
     device,
-    placement: actors.map(({ kind, key, location }) => ({ kind, key, location })),
+    placement: actors.map(({ kind, key, location, fallback }) => ({ kind, key, location, fallback })),
     defaultLocation: config.placement,
+    fallback,
     idleTimeoutMs: idle,
-    askTimeoutMs: config.ask_timeout_ms,
+    askTimeoutMs: config.ask_timeout_ms ?? DEFAULT_ASK_TIMEOUT_MS,
     batch: { max_batch_tokens: config.max_batch_tokens, max_running_seqs: config.max_running_seqs },
-    locations: [...new Set([config.placement, ...actors.map((a) => a.location)])],
+    locations: [...new Set([config.placement, ...actors.map((a) => a.location), ...actors.flatMap((a) => a.fallback)])],
   });
-}
-
-/** Experts by load, most loaded first (ties: lower id). No profile: spread evenly over the ids. */
-function hotOrder(shape: ModelShape, load: ResolveOptions["load"], fail: (f: string, m: string) => never): (k: number) => number[] {
-  const E = shape.n_routed_experts;
-  if (!load) return (k) => Array.from({ length: k }, (_, i) => Math.floor((i * E) / k));
-  const rows: readonly (readonly number[])[] = Array.isArray(load) ? [load as readonly number[]] : Object.values(load);
-  const total = new Array<number>(E).fill(0);
-  for (const row of rows) {
-    if (row.length !== E) fail("load", `has ${row.length} experts, the model ${E}`);
-    row.forEach((x, e) => (total[e]! += x));
-  }
-  const nLayers = shape.n_moe_layers ?? shape.moe_layers?.length;
-  if (!Array.isArray(load) && nLayers !== undefined && rows.length > nLayers) fail("load", `has ${rows.length} layers, the model ${nLayers} MoE layers`);
-  const order = total.map((x, e) => [x, e] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map(([, e]) => e);
-  return (k) => order.slice(0, k);
-}
-
-function placeExperts(config: ScalingConfig, E: number, hot: (k: number) => number[], fail: (f: string, m: string) => never) {
-  const spec = config.actors.expert!.experts;
-  if (!spec) return fail("actors.expert.experts", `missing: say how the ${E} routed experts are held (e.g. { split: 1 })`);
-  const expertActors: Record<string, number[]> = {};
-  const expertTable: string[][] = Array.from({ length: E }, () => []);
-  const hold = (key: string, e: number) => {
-    if (expertTable[e]!.includes(key)) return;
-    expertTable[e]!.push(key); // first holder = primary
-    (expertActors[key] ??= []).push(e);
-  };
-  const done = (hotExperts: number[]) => {
-    for (const held of Object.values(expertActors)) held.sort((a, b) => a - b);
-    return { expertActors, expertTable, hotExperts };
-  };
-  if (spec.table) {
-    spec.table.forEach((row, i) => {
-      const ids = parseExpertIds(row.experts);
-      const bad = ids.find((e) => e >= E);
-      if (bad !== undefined) fail(`actors.expert.experts.table[${i}].experts`, `expert ${bad} is out of range (the model has ${E} routed experts: 0-${E - 1})`);
-      for (const e of ids) hold(String(row.actor), e);
-    });
-    return done([]);
-  }
-  const n = spec.split!;
-  if (n > E) fail("actors.expert.experts.split", `${n} expert actors for ${E} routed experts: each needs at least one`);
-  for (let a = 0; a < n; a++) {
-    for (let e = Math.floor((a * E) / n); e < Math.floor(((a + 1) * E) / n); e++) hold(String(a), e);
-  }
-  const K = spec.replicate_hot;
-  if (K > 0 && n < 2) fail("actors.expert.experts.replicate_hot", "a redundant copy needs a second expert actor (split >= 2)");
-  if (K > E) fail("actors.expert.experts.replicate_hot", `${K} copies for ${E} routed experts`);
-  const hotExperts = hot(K);
-  for (const e of hotExperts) {
-    // The copy goes to the actor that holds fewest experts; ties: the first one after e's primary.
-    const primary = Number(expertTable[e]![0]);
-    let best = (primary + 1) % n;
-    for (let j = 2; j < n; j++) {
-      const a = (primary + j) % n;
-      if (expertActors[String(a)]!.length < expertActors[String(best)]!.length) best = a;
-    }
-    hold(String(best), e);
-  }
-  return done(hotExperts);
 }

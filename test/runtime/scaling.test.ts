@@ -41,6 +41,9 @@ describe("scaling config parsing", () => {
     ["fractional replicas", (c: any) => (c.actors.attention.replicas = 1.5), "actors.attention.replicas: must be an integer"],
     ["a bad location", (c: any) => (c.actors.expert.placement = "gpu:1"), 'actors.expert.placement: must be "inprocess", "worker:N", "process:N" or "node:NAME"'],
     ["a bad location in a list", (c: any) => (c.actors.expert.placement = ["worker:1", "wrk:2"]), "actors.expert.placement[1]: must be"],
+    ["a bad fallback location", (c: any) => (c.fallback = ["worker:0", "gpu:1"]), "fallback[1]: must be"],
+    ["a fallback that is not a list", (c: any) => (c.actors.expert.fallback = "worker:0"), "actors.expert.fallback:"],
+    ["a zero ask timeout", (c: any) => (c.ask_timeout_ms = 0), "ask_timeout_ms: must be >= 1"],
     ["a bad device", (c: any) => (c.device = "tpu"), 'device: must be "cpu", "cuda:N" or "hip:N"'],
     ["a negative idle timeout", (c: any) => (c.idle_timeout_ms = -5), "idle_timeout_ms: must be >= 1"],
     ["split and table", (c: any) => (c.actors.expert.experts.table = [{ actor: 0, experts: "0-3" }]), "actors.expert.experts: give exactly one of split or table"],
@@ -112,6 +115,30 @@ describe("scaling config resolution", () => {
     expect(r.expertTable[13]).toEqual(["3", "0"]);
     expect(r.expertTable[6]).toEqual(["1", "2"]);
     expect(() => resolveScaling(parseScaling(c), { n_routed_experts: 16 }, { load: [1, 2] })).toThrow("load: has 2 experts, the model 16");
+  });
+
+  test("ask_timeout_ms is resolved, with a default: every ask has a deadline", () => {
+    expect(resolveScaling(parseScaling(base()), { n_routed_experts: 16 }).askTimeoutMs).toBe(30_000);
+    const c = base();
+    c.ask_timeout_ms = 2500;
+    expect(resolveScaling(parseScaling(c), { n_routed_experts: 16 }).askTimeoutMs).toBe(2500);
+  });
+
+  test("fallback: by default the gateway's own location; per kind, top level, or none", () => {
+    const c = base();
+    c.placement = "node:gateway";
+    c.actors.expert.placement = ["node:a", "node:b"];
+    const fb = (r: ReturnType<typeof resolveScaling>, kind: string) => r.placement.filter((p) => p.kind === kind).map((p) => p.fallback);
+    let r = resolveScaling(parseScaling(c), { n_routed_experts: 16 });
+    expect(fb(r, "expert")).toEqual([["node:gateway"], ["node:gateway"]]);
+    expect(fb(r, "attention")).toEqual([[]]); // already at the gateway: nowhere else to go
+    expect(r.fallback).toEqual(["node:gateway"]);
+    c.fallback = ["node:b", "node:gateway"];
+    c.actors.router.fallback = [];
+    r = resolveScaling(parseScaling(c), { n_routed_experts: 16 });
+    expect(fb(r, "expert")).toEqual([["node:b", "node:gateway"], ["node:gateway"]]); // never its own location
+    expect(fb(r, "router")).toEqual([[]]);
+    expect(r.locations).toEqual(["node:gateway", "node:a", "node:b"]);
   });
 
   test("placement lists spread a kind's actors round-robin; idle timeouts per kind", () => {
