@@ -92,7 +92,28 @@ export const fragile = defineActor({
   handle: (state) => state.config,
 });
 
-export const registry = defineRegistry(counter, echo, slow, relay, fragile);
+type KeeperMsg = { type: "hold" } | { type: "release" } | { type: "whoami" } | { type: "boom" };
+
+/**
+ * Holds live state (like KV pages of unfinished sequences) between "hold" and "release": its
+ * holdsState hook keeps the idle timeout from passivating it, and counts how often it was asked.
+ */
+export const keeper = defineActor({
+  kind: "keeper",
+  activate: () => ({ live: 0, declined: 0 }),
+  handle(state, msg: KeeperMsg, ctx) {
+    if (msg.type === "boom") throw new Error("boom on demand");
+    if (msg.type === "hold") state.live++;
+    if (msg.type === "release") state.live = 0;
+    return { incarnation: ctx.incarnation, live: state.live, declined: state.declined, location: ctx.location };
+  },
+  holdsState(state) {
+    if (state.live > 0) state.declined++;
+    return state.live > 0;
+  },
+});
+
+export const registry = defineRegistry(counter, echo, slow, relay, fragile, keeper);
 
 /** A factory export: kinds that need the system config to set themselves up. */
 export function registryFromConfig(config: unknown) {
