@@ -45,12 +45,14 @@ describe.each(["inprocess", "worker:0", "process:0"] as const)("live state on %s
     expect(await sys.ask<Keeper>("keeper/i", { type: "hold" })).toMatchObject({ incarnation: a, live: 1 });
     seen.add(a);
 
-    // Nothing is held after the failure: the idle timeout passivates the fresh activation.
-    const idle = sys.events.next((e) => e.type === "passivated" && e.actor === "keeper/i#0", 30_000);
     await sys.ask("keeper/i", { type: "boom" }).catch(() => {});
-    const b = await who(); // re-activated with fresh state
+    // Re-activated with fresh state; holding again keeps this activation until the release.
+    const b = (await sys.ask<Keeper>("keeper/i", { type: "hold" })).incarnation;
     expect(seen.has(b)).toBe(false);
     seen.add(b);
+
+    const idle = sys.events.next((e) => e.type === "passivated" && e.actor === "keeper/i#0", 30_000);
+    expect((await sys.ask<Keeper>("keeper/i", { type: "release" })).incarnation).toBe(b);
     await idle;
     const c = await who();
     expect(seen.has(c)).toBe(false);
