@@ -1,12 +1,16 @@
 // The attention actor: for the sequences of its data-parallel shard it owns the embedding, every
 // layer's norms and MLA weights, the paged latent KV cache, the dense layers, the shared experts,
 // the final norm and head (and the MTP layer when asked for). Routed experts are one ask away.
-import { defineActor } from "../src/runtime/actor.ts";
+// Its KV cache is live state while any of its sequences is unfinished: the runtime must not
+// passivate it then (holdsState), and the engine says when sequences end (release).
+import { ActorError, defineActor } from "../src/runtime/actor.ts";
 import { openCheckpoint } from "../src/checkpoint/checkpoint.ts";
 import { kernelsFor } from "../src/kernels/select.ts";
 import type { RoutedFFN } from "../src/model/block.ts";
 import { StepRunner } from "../src/model/runner.ts";
-import { ATTENTION, type AttentionMsg, type AttentionReply, type ModelActorsConfig, ROUTER, type RouterMsg } from "../src/protocol.ts";
+import {
+  ATTENTION, type AttentionMsg, type AttentionReply, type ModelActorsConfig, ROUTER, type RouterMsg, type StepFailure,
+} from "../src/protocol.ts";
 
 interface State {
   runner: StepRunner;
@@ -23,13 +27,28 @@ export const attention = defineActor<State, AttentionMsg, AttentionReply>({
     const routed: RoutedFFN = (layer, x, T) => ctx.ask<Float32Array>(router, { type: "route", layer, x, T } satisfies RouterMsg);
     return { runner, routed };
   },
+  holdsState(s: State) {
+    return s.runner.live.size > 0;
+  },
   async handle(s, msg) {
     switch (msg.type) {
       case "step":
-        return s.runner.run(msg.work, s.routed);
+        try {
+          return await s.runner.run(msg.work, s.routed);
+        } catch (e) {
+          // An error from an ask is another actor's trouble; any other came from this step's work.
+          return { failed: (e as Error).message, unavailable: e instanceof ActorError } satisfies StepFailure;
+        }
+      case "release":
+        s.runner.release(msg.seqs);
+        return undefined;
       case "mtp_logits": {
         const [r] = await s.runner.run([{ seq: "mtp", tokens: msg.tokens, start: 0, pages: msg.pages, hidden: true }], s.routed);
-        return s.runner.mtpLogits("mtp", msg.tokens, r.hidden!, msg.pages, s.routed);
+        try {
+          return await s.runner.mtpLogits("mtp", msg.tokens, r.hidden!, msg.pages, s.routed);
+        } finally {
+          s.runner.release(["mtp"]);
+        }
       }
     }
   },

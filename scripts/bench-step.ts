@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { readdirSync } from "node:fs";
 import { DirectBackend } from "../src/engine/direct.ts";
 import type { ModelBackend } from "../src/engine/backend.ts";
-import { createBackend } from "../src/engine/load.ts";
+import { createBackend } from "../src/commands/backend.ts";
 import { cpuKernels } from "../src/kernels/kernels.ts";
 
 const { values: a } = parseArgs({ options: {

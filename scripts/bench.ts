@@ -13,7 +13,7 @@ import type { LatentCache } from "../src/model/kvcache.ts";
 import { LocalMoE } from "../src/model/moe.ts";
 import { Transformer } from "../src/model/transformer.ts";
 import type { ModelBackend } from "../src/engine/backend.ts";
-import { createBackend } from "../src/engine/load.ts";
+import { createBackend } from "../src/commands/backend.ts";
 import { measureSpeculative } from "../src/engine/speculative.ts";
 
 /** One forward step over sequences; returns the next token (argmax) of each. */
@@ -243,7 +243,10 @@ async function main() {
   await actors?.close();
   // Speculative decoding with the MTP module: batch-1 greedy decode with and without it.
   const spec = values.speculative === "mtp"
-    ? await measureSpeculative(values.model, { k: Number(values["draft-tokens"]), tokens: 128, scaling: values.scaling ?? "direct" })
+    ? await measureSpeculative(values.model, {
+      k: Number(values["draft-tokens"]), tokens: 128,
+      backend: (kvTokens) => createBackend({ model: values.model!, scaling: values.scaling ?? "direct", mtp: true, kvTokens }),
+    })
     : null;
   if (spec) log(`speculative mtp k=${spec.k}: acceptance ${spec.mtp_acceptance.toFixed(3)}, ${spec.decode_tok_s.toFixed(1)} tok/s vs ${spec.decode_tok_s_no_speculation.toFixed(1)} without (identical tokens: ${spec.identical})`);
   else if (values.speculative !== undefined) throw new Error(`--speculative ${values.speculative}: only "mtp" is supported`);

@@ -1,8 +1,78 @@
 // Every message the model's actors exchange: plain tagged objects (numbers, strings, typed
 // arrays), one discriminated union per inbox. They cross workers, processes and hosts as msgpack.
-import type { SeqResult, SeqWork } from "./model/runner.ts";
+// The step messages (SeqWork in, SeqResult out) are the engine's whole contract with the
+// attention side: the engine imports them from here, the model runner implements them.
 
-export type { SeqResult, SeqWork };
+/** How to choose the next token from one row of logits (the engine owns the seeded generator). */
+export interface SampleSpec {
+  temperature: number; // 0 = greedy (below MIN_TEMPERATURE too)
+  top_p: number;
+  top_k: number;
+  min_p: number;
+  presence_penalty: number;
+  frequency_penalty: number;
+  repetition_penalty: number;
+  u: number; // the uniform draw in [0, 1) for this step
+  logprobs: number | null; // null = none, else how many top alternatives
+  output: ArrayLike<number>; // tokens generated so far (read by the penalties only; empty without them)
+  prompt?: ArrayLike<number>; // with repetition_penalty != 1
+}
+
+export interface Sampled {
+  token: number;
+  logprob?: number;
+  top?: { id: number; logprob: number }[];
+}
+
+export interface SeqWork {
+  seq: string;
+  tokens: ArrayLike<number>; // fed this step, at positions start..
+  start: number;
+  pages: ArrayLike<number>; // the sequence's cache pages (from the engine's block books)
+  /** The cache incarnation (SeqResult.cache) that wrote positions 0..start-1. When given and the
+   * runner's caches are another incarnation (the actor was restarted, passivated or moved), the
+   * sequence is refused (`stale`) instead of continued on a cache that is not there. */
+  cache?: string;
+  logits?: "last" | "all"; // return raw logits of these rows
+  /** Prompt logprobs: row j's log-softmax at targets[j] (the token at position start+j+1), so
+   * the caller gets O(rows) numbers instead of O(rows x vocab) logits. */
+  targets?: ArrayLike<number>;
+  hidden?: boolean; // return the final hidden states (after model.norm) of every row
+  sample?: SampleSpec; // sample the next token from the last row
+  spec?: SpecWork; // speculative decoding with the MTP module (needs a runner loaded with mtp)
+}
+
+/** Speculative decoding for one sequence of a step. The runner feeds `tokens` then `draft`, verifies
+ * the draft against the main model (sampling each row; a draft token is accepted when the main
+ * model's own draw equals it, which keeps the target distribution exactly), runs the MTP module on
+ * every position whose next token is now known (keeping the MTP cache aligned with the main one), and
+ * drafts up to k tokens for the next step by chaining the MTP module on its own hidden output. */
+export interface SpecWork {
+  k: number;
+  draft?: number[]; // drafted tokens fed after `tokens` (decode steps)
+  next?: number; // the token after this chunk when already known (prefill chunks that do not sample)
+  us?: number[]; // extra uniform draws for the rows after the first (sampling)
+}
+
+export interface SpecResult {
+  emitted: Sampled[]; // accepted draft tokens then the main model's token at the first mismatch
+  draft: number[]; // drafts for the next step
+}
+
+export interface SeqResult {
+  seq: string;
+  /** The incarnation of the caches this step wrote into: send it back as SeqWork.cache. */
+  cache?: string;
+  /** Refused: SeqWork.cache names another incarnation; the sequence must be recomputed. */
+  stale?: boolean;
+  /** This sequence alone failed (e.g. its sampling parameters); the others of the step are fine. */
+  error?: string;
+  logits?: Float32Array; // [rows, vocab]
+  logprobs?: Float32Array; // [targets.length]
+  hidden?: Float32Array; // [n, D]
+  sampled?: Sampled;
+  spec?: SpecResult;
+}
 
 /** What an actor host needs to build the model's actors (the system config, plain data). */
 export interface ModelActorsConfig {
@@ -21,8 +91,14 @@ export interface ModelActorsConfig {
 
 export type AttentionMsg =
   | { type: "step"; work: SeqWork[] }
+  // Sequences that ended: their cache pages no longer hold live state (a tell, no reply).
+  | { type: "release"; seqs: string[] }
   | { type: "mtp_logits"; tokens: number[]; pages: number[] };
-export type AttentionReply = SeqResult[] | Float32Array;
+/** A step the attention actor could not finish. Its caches are intact (positions this step wrote
+ * are rewritten by a retry), so it answers instead of throwing, which would restart it and lose
+ * them. `unavailable`: an actor it asked (router, experts) could not answer. */
+export type StepFailure = { failed: string; unavailable: boolean };
+export type AttentionReply = SeqResult[] | StepFailure | Float32Array | undefined;
 
 export type RouterMsg =
   | { type: "route"; layer: number; x: Float32Array; T: number }

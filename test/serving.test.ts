@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import OpenAI from "openai";
 import { ModelEngine } from "../src/engine/engine.ts";
-import { createBackend } from "../src/engine/load.ts";
+import { createBackend } from "../src/commands/backend.ts";
 import { createApp, serveApp } from "../src/gateway/index.ts";
 import { loadTokenizer } from "../src/tokenizer/index.ts";
 import { Golden } from "./helpers/golden.ts";

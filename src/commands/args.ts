@@ -39,4 +39,4 @@ export function num(s: string | undefined, what: string, dflt: number, check: (n
 /** The bundled default model. */
 export const DEFAULT_MODEL = new URL("../../models/fortune-dsv3", import.meta.url).pathname;
 
-export { DEFAULT_SCALING } from "../engine/load.ts";
+export { DEFAULT_SCALING } from "./backend.ts";

@@ -2,7 +2,7 @@
 //  [--temperature T --top-p P --top-k K --seed S] [--json]
 //  [--speculative mtp --draft-tokens K]`: one completion through the engine.
 import { ModelEngine } from "../engine/engine.ts";
-import { createBackend } from "../engine/load.ts";
+import { createBackend } from "./backend.ts";
 import type { SamplingParams } from "../engine/types.ts";
 import { loadTokenizer } from "../tokenizer/index.ts";
 import { DEFAULT_MODEL, UsageError, intList, num, parse } from "./args.ts";

@@ -1,6 +1,6 @@
 // `moe logits --model DIR --ids 3,14,15 [--decode 9,2,6] [--mtp]`: raw logits as JSON. Row 0 is
 // the last prompt position after prefill, then one row per --decode token fed alone.
-import { createBackend } from "../engine/load.ts";
+import { createBackend } from "./backend.ts";
 import { DEFAULT_MODEL, UsageError, intList, parse } from "./args.ts";
 
 export async function logitsCommand(argv: string[]): Promise<void> {

@@ -3,7 +3,7 @@
 // fortune-dsv3/eval/val.json describes: window j = tokens[L*j : L*j + L + 1]; the model reads
 // the first L (a fresh sequence) and is scored on predicting tokens 1..L.
 import { readFileSync } from "node:fs";
-import { createBackend } from "../engine/load.ts";
+import { createBackend } from "./backend.ts";
 import { DEFAULT_MODEL, UsageError, num, parse } from "./args.ts";
 
 function readTokens(path: string): number[] {

@@ -4,7 +4,7 @@
 // actors the scaling config places (by default one Bun worker off this thread).
 import { basename, resolve } from "node:path";
 import { ModelEngine } from "../engine/engine.ts";
-import { createBackend } from "../engine/load.ts";
+import { createBackend } from "./backend.ts";
 import { createApp, serveApp } from "../gateway/index.ts";
 import { loadTokenizer } from "../tokenizer/index.ts";
 import { natsTransportsFor } from "./worker.ts";

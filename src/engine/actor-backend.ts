@@ -1,58 +1,97 @@
-// The model as actors: an ActorSystem started from a scaling config, with the engine's steps
-// sent to attention actors (one per data-parallel replica) as protocol messages.
-import { resolve } from "node:path";
-import { loadModelConfig } from "../config/model.ts";
-import { type ResolvedScaling, loadScaling, resolveScaling } from "../config/scaling.ts";
-import { moeLayers } from "../model/moe.ts";
-import { ATTENTION, type AttentionMsg, type ModelActorsConfig, ROUTER, type RouterMsg } from "../protocol.ts";
-import { ActorSystem } from "../runtime/system.ts";
+// The model as actors: an ActorSystem started from a parsed scaling config, with the engine's
+// steps sent to attention actors (one per data-parallel replica) as protocol messages. The caller
+// composes it (src/commands/backend.ts): the configs arrive parsed and the registry as a ref.
+import type { ModelConfig } from "../config/model.ts";
+import type { ResolvedScaling } from "../config/scaling.ts";
+import {
+  ATTENTION, type AttentionMsg, type AttentionReply, EXPERT, type ModelActorsConfig, ROUTER, type RouterMsg,
+} from "../protocol.ts";
+import { ActorError } from "../runtime/actor.ts";
+import { ActorSystem, type SystemOptions } from "../runtime/system.ts";
 import type { Transport } from "../runtime/transport.ts";
-import type { ModelBackend, SeqResult, SeqWork } from "./backend.ts";
+import { BackendUnavailable, type ModelBackend, type SeqResult, type SeqWork } from "./backend.ts";
+import type { EngineHealth } from "./types.ts";
 
 export interface ActorBackendOptions {
-  model: string;
-  scaling: string; // file
+  model: string; // the checkpoint directory the actors map their weights from
+  config: ModelConfig; // its config.json, parsed once by the caller
+  scaling: ResolvedScaling;
+  registry: SystemOptions["registry"]; // the module every host takes the actor kinds from
   pages: number;
   pageSize: number;
   mtp?: boolean;
   transports?: Transport[];
-  askTimeoutMs?: number;
+  askTimeoutMs?: number; // overrides the scaling config's ask_timeout_ms
 }
 
-const REGISTRY = new URL("../../actors/index.ts", import.meta.url).pathname;
+/** The ask timeout when the scaling config names none. */
+const DEFAULT_ASK_TIMEOUT_MS = 30_000;
+
+/** A failed ask as the engine sees it: the attention actor's handler failing is this step's own
+ * failure; any other code means no host could run it. */
+function stepError(e: unknown): Error {
+  if (!(e instanceof ActorError) || e.code === "handler") return e as Error;
+  return new BackendUnavailable(e.message, e.code === "timeout");
+}
 
 export class ActorBackend implements ModelBackend {
-  private constructor(readonly system: ActorSystem, readonly config: ReturnType<typeof loadModelConfig>,
-                      readonly pages: number, readonly pageSize: number, readonly replicas: number,
-                      readonly routers: number, readonly scaling: ResolvedScaling) {}
+  private readonly targets: string[]; // one of each actor the model needs, for health
+
+  private constructor(readonly system: ActorSystem, readonly config: ModelConfig, readonly pages: number,
+                      readonly pageSize: number, readonly replicas: number, readonly routers: number,
+                      readonly scaling: ResolvedScaling) {
+    this.targets = [
+      ...Array.from({ length: replicas }, (_, i) => `${ATTENTION}/${i}`),
+      ...Array.from({ length: routers }, (_, i) => `${ROUTER}/${i}`),
+      ...Object.keys(scaling.expertActors).map((k) => `${EXPERT}/${k}`),
+    ];
+  }
 
   static async start(o: ActorBackendOptions): Promise<ActorBackend> {
-    const model = resolve(o.model);
-    const config = loadModelConfig(`${model}/config.json`);
-    const scaling = resolveScaling(loadScaling(o.scaling), { n_routed_experts: config.n_routed_experts, moe_layers: moeLayers(config) });
+    const s = o.scaling;
     const actorsConfig: ModelActorsConfig = {
-      model, pages: o.pages, pageSize: o.pageSize, mtp: o.mtp ?? false,
-      attentionReplicas: scaling.attentionReplicas, routers: scaling.routers,
-      expertTable: scaling.expertTable, expertActors: scaling.expertActors, device: scaling.device,
+      model: o.model, pages: o.pages, pageSize: o.pageSize, mtp: o.mtp ?? false,
+      attentionReplicas: s.attentionReplicas, routers: s.routers,
+      expertTable: s.expertTable, expertActors: s.expertActors, device: s.device,
     };
     const system = await ActorSystem.start({
-      registry: { module: REGISTRY, export: "registry" },
-      placement: scaling.placement,
-      defaultLocation: scaling.defaultLocation,
-      idleTimeoutMs: scaling.idleTimeoutMs,
-      askTimeoutMs: o.askTimeoutMs ?? 120_000,
+      registry: o.registry,
+      placement: s.placement,
+      defaultLocation: s.defaultLocation,
+      idleTimeoutMs: s.idleTimeoutMs,
+      askTimeoutMs: o.askTimeoutMs ?? s.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS,
       config: actorsConfig,
       transports: o.transports,
     });
-    return new ActorBackend(system, config, o.pages, o.pageSize, scaling.attentionReplicas, scaling.routers, scaling);
+    return new ActorBackend(system, o.config, o.pages, o.pageSize, s.attentionReplicas, s.routers, s);
   }
 
   get batch() {
     return this.scaling.batch;
   }
 
-  step(replica: number, work: SeqWork[]): Promise<SeqResult[]> {
-    return this.system.ask<SeqResult[]>(`${ATTENTION}/${replica}`, { type: "step", work } satisfies AttentionMsg);
+  async step(replica: number, work: SeqWork[]): Promise<SeqResult[]> {
+    let reply: AttentionReply;
+    try {
+      reply = await this.system.ask<AttentionReply>(`${ATTENTION}/${replica}`, { type: "step", work } satisfies AttentionMsg);
+    } catch (e) {
+      throw stepError(e);
+    }
+    if (Array.isArray(reply)) return reply;
+    const f = reply as { failed: string; unavailable: boolean };
+    throw f.unavailable ? new BackendUnavailable(f.failed) : new Error(f.failed);
+  }
+
+  release(replica: number, seqs: string[]): void {
+    this.system.tell(`${ATTENTION}/${replica}`, { type: "release", seqs } satisfies AttentionMsg);
+  }
+
+  /** Not ready while any actor the model needs has no live host to run on. */
+  health(): EngineHealth {
+    const system = this.system as ActorSystem & { isReachable?(target: string): boolean };
+    if (typeof system.isReachable !== "function") return { ready: true };
+    const down = this.targets.filter((t) => !system.isReachable!(t));
+    return down.length ? { ready: false, reason: `no live host for ${down.join(", ")}` } : { ready: true };
   }
 
   mtpLogits(tokens: number[], pages: number[]): Promise<Float32Array> {

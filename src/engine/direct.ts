@@ -40,7 +40,15 @@ export class DirectBackend implements ModelBackend {
 
   async mtpLogits(tokens: number[], pages: number[]): Promise<Float32Array> {
     const [r] = await this.runner.run([{ seq: "mtp", tokens, start: 0, pages, hidden: true }], this.moe.routed);
-    return this.runner.mtpLogits("mtp", tokens, r.hidden!, pages, this.moe.routed);
+    try {
+      return await this.runner.mtpLogits("mtp", tokens, r.hidden!, pages, this.moe.routed);
+    } finally {
+      this.runner.release(["mtp"]);
+    }
+  }
+
+  release(_replica: number, seqs: string[]): void {
+    this.runner.release(seqs);
   }
 
   async expertLoad(): Promise<Record<number, number[]>> {

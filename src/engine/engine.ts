@@ -2,10 +2,12 @@
 // (continuous batching), samples, and streams token events back. Runs on the gateway's thread
 // but only plans and waits: the model's work happens in the backend's actors.
 import type { ModelBackend } from "./backend.ts";
-import { Scheduler, type SchedulerLimits, type PlannedStep } from "./scheduler.ts";
+import { StepExecutor } from "./executor.ts";
+import { Scheduler, type SchedulerLimits } from "./scheduler.ts";
 import { Sequence } from "./sequence.ts";
 import {
-  type Engine, EngineError, type EngineStats, type GenerateRequest, type ModelInfo, type TokenEvent,
+  type Engine, EngineError, type EngineHealth, type EngineStats, type GenerateRequest, type ModelInfo,
+  type SamplingParams, type TokenEvent,
 } from "./types.ts";
 
 export interface EngineOptions extends Partial<Omit<SchedulerLimits, "speculative" | "capacity">> {
@@ -25,13 +27,10 @@ export class ModelEngine implements Engine {
   private loopRunning = false;
   private readonly inFlight = new Set<Sequence>(); // sequences inside the step now running
   private closed = false;
-  private promptTotal = 0;
-  private genTotal = 0;
   private load: Record<number, number[]> = {};
   private loadAt = 0;
   private readonly specK: number;
-  private specDrafted = 0;
-  private specAccepted = 0;
+  private readonly exec: StepExecutor;
 
   constructor(readonly backend: ModelBackend, private readonly o: EngineOptions = {}) {
     const c = backend.config;
@@ -51,7 +50,8 @@ export class ModelEngine implements Engine {
       maxBatchTokens: o.maxBatchTokens ?? backend.batch?.max_batch_tokens ?? 512,
       maxRunning: o.maxRunning ?? backend.batch?.max_running_seqs ?? 64,
       maxWaiting: o.maxWaiting ?? 256,
-    });
+    }, (replica, seq) => backend.release?.(replica, [seq]));
+    this.exec = new StepExecutor(backend, this.sched, this.info.max_model_len, o);
   }
 
   generate(req: GenerateRequest): AsyncIterable<TokenEvent> {
@@ -93,7 +93,7 @@ export class ModelEngine implements Engine {
         const steps = this.sched.plan();
         if (steps.length === 0) break;
         for (const s of steps) for (const q of s.seqs) this.inFlight.add(q);
-        await Promise.all(steps.map((s) => this.runStep(s)));
+        await Promise.all(steps.map((s) => this.exec.run(s)));
         this.inFlight.clear();
         await new Promise((r) => setImmediate(r)); // let HTTP handlers run between steps
       }
@@ -104,78 +104,6 @@ export class ModelEngine implements Engine {
       this.inFlight.clear();
       // Sequences left waiting for pages that a finishing sequence will free: look again soon.
       if (!this.closed && (this.sched.waiting.length || this.sched.running.length)) setTimeout(() => this.kick(), 5);
-    }
-  }
-
-  private async runStep(step: PlannedStep): Promise<void> {
-    let results;
-    try {
-      results = await this.backend.step(step.replica, step.work);
-    } catch (e) {
-      return this.stepFailed(step, e as Error);
-    }
-    step.seqs.forEach((seq, i) => {
-      const w = step.work[i], r = results[i];
-      if (seq.finished) return this.sched.drop(seq);
-      if (r.logits && seq.req.params.prompt_logprobs) this.collectPromptLogprobs(seq, w.start, w.tokens.length, r.logits);
-      seq.computed += w.tokens.length;
-      if (seq.computed <= seq.promptLen) this.promptTotal += w.tokens.length;
-      if (!step.samples[i] || !r.sampled) return;
-      if (seq.computed === seq.promptLen && seq.req.params.prompt_logprobs) seq.events.push({ type: "prompt", logprobs: seq.promptLogprobs });
-      if (!r.spec) return this.accept(seq, r.sampled.token, r.sampled.logprob, r.sampled.top);
-      // Speculative: the accepted drafts are in the cache now; the token after them is pending.
-      const drafted = w.spec?.draft?.length ?? 0, accepted = r.spec.emitted.length - 1;
-      this.specDrafted += drafted;
-      this.specAccepted += accepted;
-      seq.noteDrafts(drafted, accepted);
-      seq.computed += accepted;
-      seq.draft = r.spec.draft;
-      for (const e of r.spec.emitted) {
-        this.accept(seq, e.token, e.logprob, e.top);
-        if (seq.finished) return;
-      }
-      this.sched.books[seq.replica].shrink(seq.id, seq.computed);
-    });
-  }
-
-  private accept(seq: Sequence, token: number, logprob?: number, top?: { id: number; logprob: number }[]): void {
-    const p = seq.req.params;
-    seq.tokens.push(token);
-    this.genTotal++;
-    const stop = (!p.ignore_eos && this.backend.config.eos_ids.includes(token)) || p.stop_token_ids.includes(token);
-    if (!stop) seq.events.push({ type: "token", id: token, logprob, top_logprobs: top });
-    if (stop) seq.finish("stop");
-    else if (seq.outputLen >= seq.maxTokens || seq.tokens.length >= this.info.max_model_len) seq.finish("length");
-    if (seq.finished) this.sched.drop(seq);
-  }
-
-  private collectPromptLogprobs(seq: Sequence, start: number, n: number, logits: Float32Array): void {
-    const V = this.info.vocab_size;
-    if (start === 0 && seq.promptLogprobs.length === 0) seq.promptLogprobs.push(null);
-    if (seq.promptLogprobs.length !== start + 1) return; // recomputed after preemption: have them
-    for (let j = 0; j < n && start + j + 1 < seq.promptLen; j++) {
-      const row = logits.subarray(j * V, (j + 1) * V);
-      let m = -Infinity;
-      for (let v = 0; v < V; v++) m = Math.max(m, row[v]);
-      let z = 0;
-      for (let v = 0; v < V; v++) z += Math.exp(row[v] - m);
-      seq.promptLogprobs.push(row[seq.tokens[start + j + 1]] - m - Math.log(z));
-    }
-  }
-
-  /** A failed step (an actor crashed): its sequences recompute their cache and try again. */
-  private stepFailed(step: PlannedStep, e: Error): void {
-    this.o.log?.(`step on replica ${step.replica} failed: ${e.message}`);
-    for (const seq of step.seqs) {
-      if (seq.finished) {
-        this.sched.drop(seq);
-        continue;
-      }
-      seq.failures++;
-      if (seq.failures > (this.o.maxStepRetries ?? 2)) {
-        seq.finish("error", e.message);
-        this.sched.drop(seq);
-      } else this.sched.preempt(seq);
     }
   }
 
@@ -190,11 +118,32 @@ export class ModelEngine implements Engine {
       waiting: this.sched.waiting.length,
       kv_blocks_used: books.reduce((a, b) => a + b.used, 0),
       kv_blocks_total: books.reduce((a, b) => a + b.pages, 0),
-      prompt_tokens_total: this.promptTotal,
-      generation_tokens_total: this.genTotal,
+      prompt_tokens_total: this.exec.promptTotal,
+      generation_tokens_total: this.exec.genTotal,
       expert_load: this.load,
-      ...(this.specK ? { spec_drafted_total: this.specDrafted, spec_accepted_total: this.specAccepted } : {}),
+      ...(this.specK ? { spec_drafted_total: this.exec.specDrafted, spec_accepted_total: this.exec.specAccepted } : {}),
     };
+  }
+
+  health(): EngineHealth {
+    if (this.closed) return { ready: false, reason: "shutting down" };
+    if (this.exec.stepsDone === 0) return { ready: false, reason: "the model has not run a step yet (warming up)" };
+    return this.backend.health?.() ?? { ready: true };
+  }
+
+  /** One token after a one-token prompt: activates every actor kind on the way and leaves the
+   * traffic counters as they were. */
+  async warmup(): Promise<void> {
+    const params: SamplingParams = {
+      temperature: 0, top_p: 1, top_k: 0, min_p: 0, presence_penalty: 0, frequency_penalty: 0, repetition_penalty: 1,
+      seed: 0, max_tokens: 1, stop_token_ids: [], ignore_eos: true, logprobs: null, prompt_logprobs: false,
+    };
+    for await (const ev of this.generate({ id: `warmup-${crypto.randomUUID()}`, prompt_ids: [this.info.bos_token_id], params })) {
+      if (ev.type !== "done") continue;
+      if (ev.finish_reason === "error") throw new EngineError(`warm-up failed: ${ev.error}`, ev.error_code ?? "internal");
+      this.exec.promptTotal -= ev.prompt_tokens;
+      this.exec.genTotal -= ev.completion_tokens;
+    }
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 // Continuous batching: every step, running sequences decode and waiting prompts prefill in
 // chunks, within a per-step token budget and the KV pages each replica has free.
-import type { SeqWork } from "../model/runner.ts";
+import type { SeqWork } from "../protocol.ts";
 import { BlockManager } from "./blocks.ts";
 import type { Sequence } from "./sequence.ts";
 
@@ -25,7 +25,10 @@ export class Scheduler {
   readonly running: Sequence[] = [];
   readonly books: BlockManager[];
 
-  constructor(replicas: number, pages: number, pageSize: number, readonly limits: SchedulerLimits) {
+  /** `onRelease`: a sequence left its replica's cache (finished or preempted), so the attention
+   * actor there can stop counting it as live state. */
+  constructor(replicas: number, pages: number, pageSize: number, readonly limits: SchedulerLimits,
+              private readonly onRelease?: (replica: number, seq: string) => void) {
     this.books = Array.from({ length: replicas }, () => new BlockManager(pages, pageSize));
   }
 
@@ -39,16 +42,24 @@ export class Scheduler {
 
   /** Frees a sequence's pages and forgets it. */
   drop(seq: Sequence): void {
-    if (seq.replica >= 0) this.books[seq.replica].release(seq.id);
+    if (seq.replica >= 0) {
+      this.books[seq.replica].release(seq.id);
+      this.onRelease?.(seq.replica, seq.id);
+      seq.replica = -1;
+    }
     remove(this.running, seq);
     remove(this.waiting, seq);
   }
 
   /** Sends a running sequence back to the queue; its cache is recomputed later. */
   preempt(seq: Sequence): void {
-    this.books[seq.replica].release(seq.id);
+    if (seq.replica >= 0) {
+      this.books[seq.replica].release(seq.id);
+      this.onRelease?.(seq.replica, seq.id);
+    }
     remove(this.running, seq);
     seq.computed = 0;
+    seq.cache = undefined;
     seq.draft = [];
     seq.replica = -1;
     this.waiting.unshift(seq);
@@ -112,7 +123,10 @@ export class Scheduler {
       tokens: seq.tokens.slice(seq.computed, seq.computed + n),
       start: seq.computed,
       pages: this.books[seq.replica].table(seq.id),
-      logits: seq.req.params.prompt_logprobs && seq.computed < seq.promptLen ? "all" : undefined,
+      cache: seq.computed > 0 ? seq.cache : undefined,
+      // Prompt logprobs are computed where the logits are: only the O(n) numbers come back.
+      targets: seq.req.params.prompt_logprobs && seq.computed < seq.promptLen
+        ? seq.tokens.slice(seq.computed + 1, Math.min(seq.computed + n + 1, seq.promptLen)) : undefined,
       sample: samples ? seq.sampleSpec() : undefined,
       spec: k ? {
         k: this.limits.draftAlways ? k : seq.draftTokens(k), draft: draft.length ? draft : undefined,

@@ -1,7 +1,7 @@
 // One request's sequence: its tokens, how many of them the cache holds, its sampling state, and
 // the queue through which its events reach the caller.
 import { type SampleSpec, hasPenalties } from "../model/sampler.ts";
-import type { FinishReason, GenerateRequest, TokenEvent } from "./types.ts";
+import type { EngineError, FinishReason, GenerateRequest, TokenEvent } from "./types.ts";
 
 /** Adaptive speculation: the acceptance of a sequence's recent drafts (counts decayed by DECAY per
  * verify step). Below PAUSE_BELOW, drafting costs more than it saves (a rejected draft still pays
@@ -64,7 +64,9 @@ export class Sequence {
   readonly promptLen: number;
   computed = 0; // positions already in the KV cache
   replica = -1;
-  failures = 0;
+  failures = 0; // failed steps since the last one that went through
+  recomputes = 0; // times its cache was found lost and recomputed
+  cache: string | undefined; // the cache incarnation holding positions 0..computed-1
   draft: number[] = []; // speculative decoding: tokens the MTP module drafted for the next step
   private specDrafted = 0; // decayed counts of verified drafts and accepted ones
   private specAccepted = 0;
@@ -134,10 +136,14 @@ export class Sequence {
     return s;
   }
 
-  finish(reason: FinishReason, error?: string): void {
+  /** `code` classifies an error for the gateway ("unavailable": no host could run it, 503). */
+  finish(reason: FinishReason, error?: string, code?: EngineError["code"]): void {
     if (this.finished) return;
     this.finished = reason;
-    this.events.push({ type: "done", finish_reason: reason, prompt_tokens: this.promptLen, completion_tokens: this.outputLen, error });
+    this.events.push({
+      type: "done", finish_reason: reason, prompt_tokens: this.promptLen, completion_tokens: this.outputLen,
+      ...(error !== undefined ? { error, error_code: code ?? "internal" } : {}),
+    });
     this.events.close();
   }
 }

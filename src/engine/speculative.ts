@@ -1,7 +1,7 @@
 // Measuring MTP speculative decoding: greedy decode of one prompt with and without speculation on
 // the same backend, the acceptance (accepted draft tokens / drafted tokens) and decode speeds.
 import { ModelEngine } from "./engine.ts";
-import { createBackend } from "./load.ts";
+import type { ModelBackend } from "./backend.ts";
 import type { SamplingParams } from "./types.ts";
 import { loadTokenizer } from "../tokenizer/index.ts";
 
@@ -19,7 +19,9 @@ export interface SpeculativeOptions {
   k?: number;
   tokens?: number;
   prompt?: number[] | string; // token ids or text (default: a short English prompt)
-  scaling?: string; // a scaling config file, or "direct" (default)
+  /** Builds the backend (with its MTP layer) for a KV cache of `kvTokens` tokens (the caller
+   * composes it: e.g. src/commands/backend.ts's createBackend with `mtp: true`). */
+  backend: (kvTokens: number) => Promise<ModelBackend>;
   repeats?: number; // timed runs per mode, interleaved (best is kept; default 15, as a shared machine is noisy)
 }
 
@@ -42,11 +44,11 @@ async function decode(engine: ModelEngine, prompt: number[], tokens: number): Pr
   return { ids, tok_s: ids.length > 1 ? (ids.length - 1) / dt : 0 };
 }
 
-export async function measureSpeculative(modelDir: string, o: SpeculativeOptions = {}): Promise<SpeculativeMeasure> {
+export async function measureSpeculative(modelDir: string, o: SpeculativeOptions): Promise<SpeculativeMeasure> {
   const k = o.k ?? 1, tokens = o.tokens ?? 128, repeats = o.repeats ?? 15;
   const text = typeof o.prompt === "string" ? o.prompt : o.prompt ? null : "The fortune teller said";
   const prompt = text === null ? (o.prompt as number[]) : (await loadTokenizer(modelDir)).encode(text, { addSpecialTokens: true });
-  const backend = await createBackend({ model: modelDir, scaling: o.scaling ?? "direct", mtp: true, kvTokens: prompt.length + tokens + 64 });
+  const backend = await o.backend(prompt.length + tokens + 64);
   const plain = new ModelEngine(backend);
   const spec = new ModelEngine(backend, { speculative: { k } });
   try {

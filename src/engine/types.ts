@@ -41,6 +41,9 @@ export type TokenEvent =
       prompt_tokens: number;
       completion_tokens: number;
       error?: string;
+      /** With finish_reason "error": "unavailable" when no host could run the sequence (the
+       * gateway answers 503), "internal" for a failure of this sequence (500). */
+      error_code?: EngineError["code"];
     };
 
 export interface EngineStats {
@@ -83,5 +86,16 @@ export interface Engine {
    * Throws EngineError synchronously-on-first-next when the request is refused. */
   generate(req: GenerateRequest): AsyncIterable<TokenEvent>;
   stats(): EngineStats;
+  /** Ready once the model's actors are activated and a first step has run; not ready (with a
+   * reason) while any actor kind has no live host, or while shutting down. */
+  health(): EngineHealth;
+  /** Runs one tiny request through the model so every actor kind activates (serve calls it after
+   * listening; /health turns ready when it is done). */
+  warmup?(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface EngineHealth {
+  ready: boolean;
+  reason?: string;
 }

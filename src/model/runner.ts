@@ -1,6 +1,9 @@
 // One forward step over the sequences of a batch, as the attention side runs it: builds the
 // batch, runs the Transformer (routed experts through `routed`), then hands back logits,
 // hidden states or sampled tokens per sequence. Owns the KV caches of the layers it runs.
+// The caches have an incarnation (a fresh id per runner): a sequence whose cache was written by
+// another incarnation (a restarted or passivated actor) is refused, never continued on nothing.
+import { randomUUID } from "node:crypto";
 import type { Checkpoint } from "../checkpoint/checkpoint.ts";
 import type { Kernels } from "../kernels/kernels.ts";
 import { buildBatch } from "./batch.ts";
@@ -8,45 +11,12 @@ import type { RoutedFFN, Trace } from "./block.ts";
 import type { LatentCache } from "./kvcache.ts";
 import type { AttnImpl } from "./mla.ts";
 import { MTP } from "./mtp.ts";
-import { type SampleSpec, type Sampled, hasPenalties, plainGreedy, sample } from "./sampler.ts";
+import type { SampleSpec, Sampled, SeqResult, SeqWork, SpecResult, SpecWork } from "../protocol.ts";
+import { hasPenalties, plainGreedy, sample } from "./sampler.ts";
 import { Scratch } from "./scratch.ts";
 import { Transformer } from "./transformer.ts";
 
-export interface SeqWork {
-  seq: string;
-  tokens: ArrayLike<number>; // fed this step, at positions start..
-  start: number;
-  pages: ArrayLike<number>; // the sequence's cache pages (from the engine's block books)
-  logits?: "last" | "all"; // return raw logits of these rows
-  hidden?: boolean; // return the final hidden states (after model.norm) of every row
-  sample?: SampleSpec; // sample the next token from the last row
-  spec?: SpecWork; // speculative decoding with the MTP module (needs a runner loaded with mtp)
-}
-
-/** Speculative decoding for one sequence of a step. The runner feeds `tokens` then `draft`, verifies
- * the draft against the main model (sampling each row; a draft token is accepted when the main
- * model's own draw equals it, which keeps the target distribution exactly), runs the MTP module on
- * every position whose next token is now known (keeping the MTP cache aligned with the main one), and
- * drafts up to k tokens for the next step by chaining the MTP module on its own hidden output. */
-export interface SpecWork {
-  k: number;
-  draft?: number[]; // drafted tokens fed after `tokens` (decode steps)
-  next?: number; // the token after this chunk when already known (prefill chunks that do not sample)
-  us?: number[]; // extra uniform draws for the rows after the first (sampling)
-}
-
-export interface SpecResult {
-  emitted: Sampled[]; // accepted draft tokens then the main model's token at the first mismatch
-  draft: number[]; // drafts for the next step
-}
-
-export interface SeqResult {
-  seq: string;
-  logits?: Float32Array; // [rows, vocab]
-  hidden?: Float32Array; // [n, D]
-  sampled?: Sampled;
-  spec?: SpecResult;
-}
+export type { SeqResult, SeqWork, SpecResult, SpecWork };
 
 export interface RunnerOptions {
   pages: number;
@@ -63,6 +33,9 @@ export class StepRunner {
   impl: AttnImpl;
   private readonly scratch = new Scratch();
   private ids = new Int32Array(8); // argmax outputs
+  readonly incarnation = randomUUID();
+  /** Sequences whose cache this runner wrote and that have not been released: live state. */
+  readonly live = new Set<string>();
 
   constructor(ck: Checkpoint, private readonly k: Kernels, readonly opts: RunnerOptions) {
     const c = ck.config;
@@ -78,7 +51,20 @@ export class StepRunner {
     return this.model.c;
   }
 
+  /** Forgets ended sequences: their pages hold nothing anyone will read. */
+  release(seqs: readonly string[]): void {
+    for (const s of seqs) this.live.delete(s);
+  }
+
   async run(work: readonly SeqWork[], routed: RoutedFFN, trace?: Trace): Promise<SeqResult[]> {
+    const stale = work.map((w) => w.start > 0 && w.cache !== undefined && w.cache !== this.incarnation);
+    if (stale.some(Boolean)) {
+      const fresh = work.filter((_, i) => !stale[i]);
+      const res = fresh.length ? await this.run(fresh, routed, trace) : [];
+      let j = 0;
+      return work.map((w, i) => (stale[i] ? { seq: w.seq, stale: true } : res[j++]));
+    }
+    for (const w of work) this.live.add(w.seq);
     const feed = work.map((w) => (w.spec?.draft?.length ? { tokens: concat(w.tokens, w.spec.draft), start: w.start, pages: w.pages } : w));
     const b = buildBatch(feed, this.opts.pageSize);
     const V = this.config.vocab_size, D = this.config.hidden_size;
@@ -88,7 +74,7 @@ export class StepRunner {
     work.forEach((w, s) => {
       rowAt.push(rows.length);
       const first = b.cuQ[s], lastReal = first + w.tokens.length - 1;
-      if (w.logits === "all") for (let r = first; r <= lastReal; r++) rows.push(r);
+      if (w.logits === "all" || w.targets) for (let r = first; r <= lastReal; r++) rows.push(r);
       else if (w.logits === "last" || w.sample) rows.push(lastReal);
       realRows.push(rows.length - rowAt[s]);
       if (w.sample && w.spec?.draft) for (let r = lastReal + 1; r < b.cuQ[s + 1]; r++) rows.push(r);
@@ -98,18 +84,35 @@ export class StepRunner {
     const res = await this.model.forward(b, this.caches, routed, { impl: this.impl, logitRows: Int32Array.from(rows), keepHidden, trace });
     const out = work.map((w, s) => {
       const r0 = rowAt[s], nRows = realRows[s];
-      const o: SeqResult = { seq: w.seq };
-      if (w.logits) o.logits = res.logits.slice(r0 * V, (r0 + nRows) * V);
+      const o: SeqResult = { seq: w.seq, cache: this.incarnation };
+      if (w.logits === "last") o.logits = res.logits.slice((r0 + nRows - 1) * V, (r0 + nRows) * V);
+      else if (w.logits) o.logits = res.logits.slice(r0 * V, (r0 + nRows) * V);
+      if (w.targets) o.logprobs = this.logprobsOf(res.logits.subarray(r0 * V, (r0 + nRows) * V), w.targets);
       if (w.hidden && res.hidden) o.hidden = res.hidden.slice(b.cuQ[s] * D, (b.cuQ[s] + w.tokens.length) * D);
       if (!w.sample) return o;
       // Row j (the last real token, then the drafts) gives the main model's token after draft j.
       const draft = w.spec?.draft ?? [];
-      const emitted = this.verify(res.logits.subarray((r0 + nRows - 1) * V, (r0 + nRows + draft.length) * V), w.sample, draft, w.spec?.us);
-      o.sampled = emitted[0];
-      if (w.spec) o.spec = { emitted, draft: [] };
+      try {
+        const emitted = this.verify(res.logits.subarray((r0 + nRows - 1) * V, (r0 + nRows + draft.length) * V), w.sample, draft, w.spec?.us);
+        o.sampled = emitted[0];
+        if (w.spec) o.spec = { emitted, draft: [] };
+      } catch (e) {
+        // Sampling depends on this sequence's parameters alone: its failure is its own.
+        o.error = `sampling failed: ${(e as Error).message}`;
+      }
       return o;
     });
     if (spec) await this.draft(work, out, b.cuQ, res.hidden!, routed);
+    return out;
+  }
+
+  /** Row j's log-softmax at targets[j], for the first targets.length rows of `logits`. */
+  private logprobsOf(logits: Float32Array, targets: ArrayLike<number>): Float32Array {
+    const V = this.config.vocab_size, n = targets.length, out = new Float32Array(n);
+    if (n === 0) return out;
+    const lp = this.scratch.f32("logprobs", n * V);
+    this.k.logSoftmax(lp, logits.subarray(0, n * V), n, V);
+    for (let j = 0; j < n; j++) out[j] = lp[j * V + targets[j]];
     return out;
   }
 

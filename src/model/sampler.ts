@@ -1,25 +1,16 @@
 // Choosing the next token from one row of logits: penalties, then greedy or a seeded draw under
 // temperature / top-k / top-p / min-p; logprobs are those of the raw model distribution.
 import type { Kernels } from "../kernels/kernels.ts";
+import type { SampleSpec, Sampled } from "../protocol.ts";
 
-export interface SampleSpec {
-  temperature: number; // 0 = greedy
-  top_p: number;
-  top_k: number;
-  min_p: number;
-  presence_penalty: number;
-  frequency_penalty: number;
-  repetition_penalty: number;
-  u: number; // the uniform draw in [0, 1) for this step (the engine owns the seeded generator)
-  logprobs: number | null; // null = none, else how many top alternatives
-  output: ArrayLike<number>; // tokens generated so far (read by the penalties only; empty without them)
-  prompt?: ArrayLike<number>; // with repetition_penalty != 1
-}
+export type { SampleSpec, Sampled };
 
-export interface Sampled {
-  token: number;
-  logprob?: number;
-  top?: { id: number; logprob: number }[];
+/** Below this a temperature is greedy: 1/T overflows f32 logits (1e-50 is 0 in the C sampler, which
+ * then fails), and vLLM treats temperatures under 1e-5 as greedy too. */
+export const MIN_TEMPERATURE = 1e-5;
+
+export function isGreedy(s: SampleSpec): boolean {
+  return !(s.temperature >= MIN_TEMPERATURE); // NaN too
 }
 
 export function hasPenalties(s: SampleSpec): boolean {
@@ -29,7 +20,7 @@ export function hasPenalties(s: SampleSpec): boolean {
 /** Greedy without penalties or logprobs: the token is the argmax of the raw logits, so a whole
  * run of rows can be decided by one argmax call. */
 export function plainGreedy(s: SampleSpec): boolean {
-  return s.temperature <= 0 && s.logprobs === null && !hasPenalties(s);
+  return isGreedy(s) && s.logprobs === null && !hasPenalties(s);
 }
 
 function penalize(logits: Float32Array, s: SampleSpec): Float32Array {
@@ -64,7 +55,7 @@ export function sample(k: Kernels, logits: Float32Array, s: SampleSpec): Sampled
   const V = logits.length;
   const l = penalize(logits, s);
   let token: number;
-  if (s.temperature <= 0) {
+  if (isGreedy(s)) {
     k.argmax(best, l, 1, V);
     token = best[0];
   } else {

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ActorBackend } from "../../src/engine/actor-backend.ts";
+import { startActorBackend } from "../../src/commands/backend.ts";
 import { ModelEngine } from "../../src/engine/engine.ts";
 import type { RuntimeEvent } from "../../src/runtime/events.ts";
 import { collect, greedy } from "../golden/suite.ts";
@@ -20,7 +20,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe("supervision of model actors", () => {
   test("killing an expert worker mid-generation: restarted, reported, tokens still golden", async () => {
-    const backend = await ActorBackend.start({ model, scaling: `${root}configs/scaling/experts-4-redundant.yaml`, pages: 64, pageSize: 16 });
+    const backend = await startActorBackend({ model, scaling: `${root}configs/scaling/experts-4-redundant.yaml`, pages: 64, pageSize: 16 });
     const engine = new ModelEngine(backend);
     const events: RuntimeEvent[] = [];
     backend.system.events.on((e) => events.push(e));
@@ -54,7 +54,7 @@ describe("supervision of model actors", () => {
       "  router: {}",
       "  expert: { placement: worker:1, idle_timeout_ms: 150, experts: { split: 2 } }",
     ].join("\n"));
-    const backend = await ActorBackend.start({ model, scaling: cfg, pages: 64, pageSize: 16 });
+    const backend = await startActorBackend({ model, scaling: cfg, pages: 64, pageSize: 16 });
     const engine = new ModelEngine(backend);
     const events: RuntimeEvent[] = [];
     backend.system.events.on((e) => events.push(e));
@@ -75,7 +75,7 @@ describe("supervision of model actors", () => {
   test("an actor placed on a missing GPU fails its requests with a clear error; the system stays up", async () => {
     const cfg = join(tmp, "gpu.yaml");
     writeFileSync(cfg, ["placement: worker:0", "actors:", "  attention: {}", "  router: {}", "  expert: { device: cuda:0, experts: { split: 1 } }"].join("\n"));
-    const backend = await ActorBackend.start({ model, scaling: cfg, pages: 64, pageSize: 16 });
+    const backend = await startActorBackend({ model, scaling: cfg, pages: 64, pageSize: 16 });
     const engine = new ModelEngine(backend, { maxStepRetries: 0 });
     try {
       let error = "";

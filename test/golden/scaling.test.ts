@@ -1,7 +1,7 @@
 // The golden checks, unchanged, under every shipped scaling config: the same model must give the
 // same logits and the same greedy tokens wherever its actors run.
 import { readdirSync } from "node:fs";
-import { createBackend } from "../../src/engine/load.ts";
+import { createBackend } from "../../src/commands/backend.ts";
 import { fixtures, goldenSuite } from "./suite.ts";
 
 const dir = new URL("../../configs/scaling/", import.meta.url).pathname;

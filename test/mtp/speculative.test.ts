@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { makeModelCommand } from "../../src/commands/make-model.ts";
 import type { ModelBackend } from "../../src/engine/backend.ts";
 import { ModelEngine } from "../../src/engine/engine.ts";
-import { createBackend } from "../../src/engine/load.ts";
+import { createBackend } from "../../src/commands/backend.ts";
 import type { SamplingParams } from "../../src/engine/types.ts";
 
 const root = new URL("../..", import.meta.url).pathname;

@@ -2,7 +2,8 @@
 // loopback port (installed by scripts/nats-server.sh when missing), `moe worker` processes, and a
 // gateway-side ActorBackend + ModelEngine reaching them over NATS.
 import { spawnSync } from "node:child_process";
-import { ActorBackend } from "../../src/engine/actor-backend.ts";
+import { startActorBackend } from "../../src/commands/backend.ts";
+import type { ActorBackend } from "../../src/engine/actor-backend.ts";
 import { ModelEngine } from "../../src/engine/engine.ts";
 import { NatsTransport } from "../../src/runtime/nats-transport.ts";
 
@@ -85,7 +86,7 @@ export async function startCluster(scaling: string, nodes: string[], askTimeoutM
   const workers = nodes.map((n) => new Worker(n, scaling, server.url, system));
   for (const w of workers) w.start();
   const transport = await NatsTransport.connect({ url: server.url, system, localNode: "gateway" });
-  const backend = await ActorBackend.start({ model: MODEL, scaling, pages: 512, pageSize: 16, transports: [transport], askTimeoutMs });
+  const backend = await startActorBackend({ model: MODEL, scaling, pages: 512, pageSize: 16, transports: [transport], askTimeoutMs });
   const engine = new ModelEngine(backend, { servedModelName: "tiny" });
   return {
     server, workers, transport, backend, engine,
