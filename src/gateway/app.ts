@@ -1,15 +1,19 @@
 // The HTTP face of the engine. createApp wires middleware and routes around any `Engine` (the real
 // scheduler or a test double) and any `TextCodec` (the model's tokenizer); nothing else is global.
 import { Hono } from "hono";
-import { EngineError, type Engine, type EngineStats } from "../engine/types.ts";
+import type { Engine, EngineStats } from "../engine/types.ts";
+import { inlineEncoder, type PromptEncoder } from "../tokenizer/prompt.ts";
 import { chatCompletions } from "./chat.ts";
 import type { TextCodec } from "./codec.ts";
 import { completions } from "./completions.ts";
+import { Drain } from "./drain.ts";
 import type { GatewayEnv } from "./env.ts";
 import { ApiError, toApiError, toErrorResponse } from "./errors.ts";
+import { healthRoutes } from "./health.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { apiKeyAuth } from "./middleware/auth.ts";
 import { bodyLimit } from "./middleware/body-limit.ts";
+import { jsonOnly } from "./middleware/content-type.ts";
 import { httpMetrics } from "./middleware/http-metrics.ts";
 import { requestId } from "./middleware/request-id.ts";
 import { requestTimeout } from "./middleware/timeout.ts";
@@ -18,14 +22,23 @@ import type { GatewayDeps } from "./request.ts";
 export interface AppOptions {
   engine: Engine;
   tokenizer: TextCodec;
+  /** Where prompts are tokenized; a server passes a TokenizerPool (default: inline on this thread). */
+  encoder?: PromptEncoder;
   /** The model's id in the API; defaults to engine.info.id. */
   servedModelName?: string;
-  /** When non-empty, /v1/* requires `Authorization: Bearer <one of these>`. */
+  /** When non-empty, /v1/* (and /metrics unless metricsPublic) requires `Authorization: Bearer <key>`. */
   apiKeys?: readonly string[];
+  /** Leave /metrics open even when API keys are set (a scraper on a private network). */
+  metricsPublic?: boolean;
   /** Request bodies above this are refused with 413 (default 4 MiB). */
   maxBodyBytes?: number;
-  /** Deadline per /v1 request; past it the engine request is aborted and the answer is 504 (default: none). */
+  /** Deadline per /v1 request, body included; past it the engine request is aborted and the answer is
+   * 504 (408 while the body is still arriving). Default: none. */
   requestTimeoutMs?: number;
+  /** Deadline for receiving a request body (default 30 s; the request deadline when that is shorter). */
+  bodyTimeoutMs?: number;
+  /** Graceful shutdown; pass one to drive it (serve does on SIGTERM). */
+  drain?: Drain;
   /** Pass one to share metrics between apps or read them in tests. */
   metrics?: GatewayMetrics;
 }
@@ -35,19 +48,26 @@ export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   const { engine } = opts;
   const metrics = opts.metrics ?? new GatewayMetrics();
+  const drain = opts.drain ?? new Drain();
   const servedModelName = opts.servedModelName ?? engine.info.id;
-  const deps: GatewayDeps = { engine, codec: opts.tokenizer, metrics, info: engine.info, servedModelName };
+  const deps: GatewayDeps = {
+    engine, codec: opts.tokenizer, encoder: opts.encoder ?? inlineEncoder(opts.tokenizer), metrics, servedModelName,
+    get info() { return engine.info; }, // read per request: a loading engine's info changes once
+  };
   const created = Math.floor(Date.now() / 1000);
   const app = new Hono<GatewayEnv>();
 
   app.use("*", requestId());
   app.use("*", httpMetrics(metrics));
-  if (opts.apiKeys && opts.apiKeys.length > 0) app.use("/v1/*", apiKeyAuth(opts.apiKeys));
+  if (opts.apiKeys && opts.apiKeys.length > 0) {
+    app.use("/v1/*", apiKeyAuth(opts.apiKeys));
+    if (!opts.metricsPublic) app.use("/metrics", apiKeyAuth(opts.apiKeys));
+  }
+  app.use("/v1/*", drain.middleware());
+  app.use("/v1/*", requestTimeout(opts.requestTimeoutMs, opts.bodyTimeoutMs));
   app.use("/v1/*", bodyLimit(opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES));
-  app.use("/v1/*", requestTimeout(opts.requestTimeoutMs));
-
-  app.post("/v1/chat/completions", (c) => chatCompletions(c, deps));
-  app.post("/v1/completions", (c) => completions(c, deps));
+  app.post("/v1/chat/completions", jsonOnly(), (c) => chatCompletions(c, deps));
+  app.post("/v1/completions", jsonOnly(), (c) => completions(c, deps));
 
   const modelCard = () => ({
     id: servedModelName,
@@ -66,7 +86,7 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
     return c.json(modelCard());
   });
 
-  app.get("/health", (c) => c.json({ status: "ok" }));
+  healthRoutes(app, engine, drain);
   app.get("/metrics", (c) => {
     c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
     return c.body(metrics.render(engineStats(engine)));
@@ -74,12 +94,10 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
 
   app.notFound((c) => toErrorResponse(
     new ApiError(404, `No route for ${c.req.method} ${c.req.path}.`, "not_found_error", null, "not_found")));
-  app.onError((err) => {
+  app.onError((err, c) => {
     const api = toApiError(err);
-    if (api.isServerFault) {
-      // our own errors say enough in one line; anything else deserves its stack
-      console.error("[gateway]", err instanceof ApiError || err instanceof EngineError ? `${api.status} ${api.message}` : err);
-    }
+    // the details (messages naming files, stacks) stay in the server log, under the request id
+    if (api.isServerFault) console.error(`[gateway] request ${c.get("requestId")}: ${api.status}`, err instanceof ApiError ? err.message : err);
     return toErrorResponse(api);
   });
   return app;

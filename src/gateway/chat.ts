@@ -1,13 +1,14 @@
 // POST /v1/chat/completions: messages through the model's chat template, then one engine sequence per
 // choice; answered whole or as `chat.completion.chunk` events.
 import type { Context } from "hono";
-import type { ChatTemplateMessage, TextCodec } from "./codec.ts";
+import type { ChatTemplateMessage } from "./codec.ts";
 import { collectAll, merge, startChoices } from "./choices.ts";
 import type { GatewayEnv } from "./env.ts";
-import { ApiError } from "./errors.ts";
 import { chatLogprobs, createdNow, type TokenNamer, tokenNamer, usage } from "./format.ts";
 import type { Choice } from "./generation.ts";
-import { checkModel, choiceSpecs, type GatewayDeps, readJson, resolveMaxTokens, samplingParams, stopStrings } from "./request.ts";
+import {
+  checkModel, choiceSpecs, encodePrompt, type GatewayDeps, readJson, resolveMaxTokens, samplingParams, stopStrings,
+} from "./request.ts";
 import { ChatCompletionRequest } from "./schemas.ts";
 import { sseResponse } from "./sse.ts";
 
@@ -23,14 +24,9 @@ function templateMessage(m: Message): ChatTemplateMessage {
   return out;
 }
 
-function renderPrompt(codec: TextCodec, body: ChatCompletionRequest): number[] {
-  let text: string;
-  try {
-    text = codec.applyChatTemplate(body.messages.map(templateMessage), { addGenerationPrompt: body.add_generation_prompt ?? true });
-  } catch (err) {
-    throw ApiError.badRequest(`The chat template could not render these messages: ${(err as Error).message}`, "messages");
-  }
-  return codec.encode(text, { addSpecialTokens: false }); // the template already wrote BOS
+function renderPrompt(deps: GatewayDeps, body: ChatCompletionRequest): Promise<number[]> {
+  const messages = body.messages.map(templateMessage);
+  return encodePrompt(deps, { kind: "chat", messages, addGenerationPrompt: body.add_generation_prompt ?? true }, "messages");
 }
 
 interface Head {
@@ -43,7 +39,7 @@ export async function chatCompletions(c: Context<GatewayEnv>, deps: GatewayDeps)
   const startMs = performance.now();
   const body = ChatCompletionRequest.parse(await readJson(c));
   checkModel(body.model, deps.servedModelName);
-  const promptIds = renderPrompt(deps.codec, body);
+  const promptIds = await renderPrompt(deps, body);
   const maxTokens = resolveMaxTokens(promptIds.length, body.max_completion_tokens ?? body.max_tokens, deps.info, "messages");
   const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
   const params = samplingParams(body, maxTokens, logprobs, false, deps.info);

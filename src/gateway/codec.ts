@@ -17,4 +17,6 @@ export interface TextCodec {
     messages: ChatTemplateMessage[],
     opts: { addGenerationPrompt: boolean; tools?: unknown },
   ): string;
+  /** The most input bytes one token covers (see src/tokenizer/bound.ts); absent = no byte bound. */
+  readonly maxTokenBytes?: number;
 }

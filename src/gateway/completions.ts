@@ -2,13 +2,12 @@
 // (choice index = prompt index * n + i, as vLLM numbers them); `echo` puts the prompt (and with
 // logprobs, its prompt logprobs) in front of the completion.
 import type { Context } from "hono";
-import type { TextCodec } from "./codec.ts";
 import { collectAll, merge, startChoices } from "./choices.ts";
 import type { GatewayEnv } from "./env.ts";
 import { CompletionLogprobsBuilder, concatLogprobs, createdNow, type TokenNamer, tokenNamer, usage } from "./format.ts";
 import type { Choice } from "./generation.ts";
 import {
-  checkModel, checkTokenIds, choiceSpecs, type GatewayDeps, readJson, resolveMaxTokens, samplingParams, stopStrings,
+  checkModel, checkTokenIds, choiceSpecs, encodePrompt, type GatewayDeps, readJson, resolveMaxTokens, samplingParams, stopStrings,
 } from "./request.ts";
 import { CompletionRequest } from "./schemas.ts";
 import { sseResponse } from "./sse.ts";
@@ -18,11 +17,12 @@ interface Prompt {
   text: string | null; // null for token-id prompts: decoded only if echoed
 }
 
-function toPrompts(codec: TextCodec, p: CompletionRequest["prompt"]): Prompt[] {
-  if (typeof p === "string") return [{ ids: codec.encode(p, { addSpecialTokens: true }), text: p }];
+async function toPrompts(deps: GatewayDeps, p: CompletionRequest["prompt"]): Promise<Prompt[]> {
+  const fromText = async (text: string) =>
+    ({ ids: await encodePrompt(deps, { kind: "text", text, addSpecialTokens: true }, "prompt"), text });
+  if (typeof p === "string") return [await fromText(p)];
   if (typeof p[0] === "number") return [{ ids: p as number[], text: null }];
-  return (p as (string | number[])[]).map((x) =>
-    typeof x === "string" ? { ids: codec.encode(x, { addSpecialTokens: true }), text: x } : { ids: x, text: null });
+  return Promise.all((p as (string | number[])[]).map((x) => (typeof x === "string" ? fromText(x) : { ids: x, text: null })));
 }
 
 interface Head {
@@ -35,7 +35,7 @@ export async function completions(c: Context<GatewayEnv>, deps: GatewayDeps): Pr
   const startMs = performance.now();
   const body = CompletionRequest.parse(await readJson(c));
   checkModel(body.model, deps.servedModelName);
-  const prompts = toPrompts(deps.codec, body.prompt);
+  const prompts = await toPrompts(deps, body.prompt);
   const n = body.n ?? 1;
   const logprobs = body.logprobs ?? null;
   const echo = body.echo ?? false;

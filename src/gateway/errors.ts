@@ -69,14 +69,18 @@ function fromEngine(err: EngineError): ApiError {
       return new ApiError(400, err.message, "invalid_request_error", "prompt", "context_length_exceeded");
     case "invalid_request":
       return new ApiError(400, err.message, "invalid_request_error", null, "invalid_request");
-    case "unavailable":
-      return new ApiError(503, err.message, "service_unavailable_error", null, "unavailable");
-    default:
-      return new ApiError(500, err.message, "server_error", null, "internal");
+    case "unavailable": {
+      const retry: Record<string, string> = err.retryAfterSeconds ? { "Retry-After": String(Math.ceil(err.retryAfterSeconds)) } : {};
+      return new ApiError(503, err.message, "service_unavailable_error", null, "unavailable", retry);
+    }
+    default: // the engine's own words may name files and lines: they go to the log, not the client
+      return new ApiError(500, "Internal server error.", "server_error", null, "internal");
   }
 }
 
-/** Any thrown value -> ApiError. Unknown errors become a 500 without leaking internals beyond the message. */
+/** Any thrown value -> ApiError. Unknown errors become a bare 500: their message may carry file paths,
+ * source lines or library internals, which belong in the server log (with the request id), not in
+ * the answer to an API client. */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof ZodError) return fromZod(err);
@@ -85,8 +89,7 @@ export function toApiError(err: unknown): ApiError {
   if (typeof status === "number" && status >= 400 && status < 500) {
     return new ApiError(status, (err as Error).message || "bad request");
   }
-  const message = err instanceof Error ? err.message : String(err);
-  return new ApiError(500, `internal error: ${message}`, "server_error", null, "internal");
+  return new ApiError(500, "Internal server error.", "server_error", null, "internal");
 }
 
 export function toErrorResponse(err: unknown): Response {

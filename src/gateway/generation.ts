@@ -27,8 +27,9 @@ export interface ChoiceSpec {
   stop: string[];
   eosId: number;
   skipSpecialTokens: boolean;
-  signal: AbortSignal; // client gone or deadline
+  signal: AbortSignal; // client gone, deadline or drain cut
   deadline: AbortSignal;
+  shutdown?: AbortSignal; // a drain gave up waiting for this request
   timer: SequenceTimer;
 }
 
@@ -64,7 +65,7 @@ export class Choice {
       // answered with a proper HTTP status rather than a 200 and an error event
       const ev = first.value as TokenEvent | undefined;
       if (ev?.type === "done" && ev.finish_reason === "abort") throw abortError(spec);
-      if (ev?.type === "done" && ev.finish_reason === "error") throw engineFailure(ev.error);
+      if (ev?.type === "done" && ev.finish_reason === "error") throw engineFailure(spec, ev.error);
     } catch (err) {
       ctrl.abort();
       void iter.return?.(undefined)?.catch(() => {});
@@ -118,7 +119,7 @@ export class Choice {
             return;
           }
         } else {
-          if (ev.finish_reason === "error") throw engineFailure(ev.error);
+          if (ev.finish_reason === "error") throw engineFailure(spec, ev.error);
           if (ev.finish_reason === "abort") throw abortError(spec);
           this.finished = true;
           const tail = stopper.push(detok.flush());
@@ -142,11 +143,18 @@ export class Choice {
   }
 }
 
-function engineFailure(error: string | undefined): ApiError {
-  return new ApiError(500, `engine error: ${error ?? "unknown"}`, "server_error", null, "engine_error");
+/** The engine's words may name files and source lines: they go to the log with the request id, and
+ * the client gets a clean message it can quote back to us. */
+function engineFailure(spec: ChoiceSpec, error: string | undefined): ApiError {
+  console.error(`[gateway] request ${spec.engineRequestId}: engine error: ${error ?? "unknown"}`);
+  return new ApiError(500, `The model failed while generating this sequence (request ${spec.engineRequestId}).`,
+    "server_error", null, "engine_error");
 }
 
 function abortError(spec: ChoiceSpec): ApiError {
+  if (spec.shutdown?.aborted) {
+    return new ApiError(503, "The server shut down before this request finished.", "service_unavailable_error", null, "shutting_down");
+  }
   if (spec.deadline.aborted) return new ApiError(504, "Request timed out.", "timeout_error", null, "timeout");
   if (spec.signal.aborted) return new ApiError(499, "Client closed the request.", "invalid_request_error", null, "client_closed");
   return new ApiError(503, "The engine aborted the request.", "service_unavailable_error", null, "aborted");

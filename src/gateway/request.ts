@@ -2,30 +2,59 @@
 // check the context length, and turn OpenAI fields into the engine's SamplingParams.
 import type { Context } from "hono";
 import type { Engine, ModelInfo, SamplingParams } from "../engine/types.ts";
+import type { PromptEncoder, PromptSource } from "../tokenizer/prompt.ts";
 import type { TextCodec } from "./codec.ts";
 import type { GatewayEnv } from "./env.ts";
 import { ApiError } from "./errors.ts";
 import type { ChoiceSpec } from "./generation.ts";
 import type { GatewayMetrics } from "./metrics.ts";
-import type { SamplingFields } from "./schemas.ts";
+import { bodyTimeoutError } from "./middleware/body-limit.ts";
+import { SAMPLING_EPS, type SamplingFields } from "./schemas.ts";
 
 /** What the route handlers need; built once by createApp. */
 export interface GatewayDeps {
   engine: Engine;
   codec: TextCodec;
+  /** Tokenizes prompts (off the HTTP thread in a server), refusing what cannot fit the context. */
+  encoder: PromptEncoder;
   metrics: GatewayMetrics;
   info: ModelInfo;
   servedModelName: string;
 }
 
+/** The body as JSON. A body still arriving when the body deadline passes is a 408. */
 export async function readJson(c: Context<GatewayEnv>): Promise<unknown> {
-  const text = await c.req.text();
+  const text = await beforeAbort(c.req.text(), c.get("bodyDeadline"), bodyTimeoutError);
   if (!text.trim()) throw ApiError.badRequest("The request body is empty; expected a JSON object.", null, "invalid_json");
   try {
     return JSON.parse(text);
   } catch (err) {
     throw ApiError.badRequest(`Malformed JSON in the request body: ${(err as Error).message}`, null, "invalid_json");
   }
+}
+
+function beforeAbort<T>(work: Promise<T>, signal: AbortSignal | undefined, error: () => Error): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(error());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(error());
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/** A prompt's token ids. What cannot fit the context (judged from its bytes when it is plainly too
+ * long) is a 400 before it is ever tokenized. */
+export async function encodePrompt(deps: GatewayDeps, source: PromptSource, param: string): Promise<number[]> {
+  const ctx = deps.info.max_model_len;
+  const r = await deps.encoder.encode({ ...source, limit: ctx });
+  if (r.ok) return r.ids;
+  if (r.reason === "template") {
+    throw ApiError.badRequest(`The chat template could not render these messages: ${r.message}`, param);
+  }
+  throw ApiError.badRequest(
+    `This model's maximum context length is ${ctx} tokens. However, your prompt has at least ${r.atLeast} tokens, which leaves no room for a completion.`,
+    param, "context_length_exceeded");
 }
 
 export function checkModel(model: string | null | undefined, served: string): void {
@@ -73,10 +102,15 @@ export function samplingParams(
 ): SamplingParams {
   const stopIds = b.stop_token_ids ?? [];
   checkTokenIds(stopIds, info, "stop_token_ids");
+  const temperature = b.temperature ?? 1;
+  const topK = b.top_k ?? 0;
   return {
-    temperature: b.temperature ?? 1,
+    // vLLM's rule: a temperature under _SAMPLING_EPS is greedy (a tiny one would overflow the
+    // sampler's float32 logits / temperature, or round to 0 on the way there)
+    temperature: temperature < SAMPLING_EPS ? 0 : temperature,
     top_p: b.top_p ?? 1,
-    top_k: b.top_k ?? 0,
+    // a top_k that keeps the whole vocabulary is no top_k (and must not wrap in the sampler's int32)
+    top_k: topK >= info.vocab_size ? 0 : topK,
     min_p: b.min_p ?? 0,
     presence_penalty: b.presence_penalty ?? 0,
     frequency_penalty: b.frequency_penalty ?? 0,
@@ -115,6 +149,7 @@ export function choiceSpecs(
       skipSpecialTokens,
       signal: c.get("signal"),
       deadline: c.get("deadline"),
+      shutdown: c.get("shutdown"),
       timer: deps.metrics.sequence(startMs),
     })),
   );

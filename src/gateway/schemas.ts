@@ -6,6 +6,8 @@ import { z } from "zod";
 export const MAX_N = 16;
 export const MAX_LOGPROBS = 20;
 export const MAX_PROMPTS = 256; // prompts in one /v1/completions batch
+/** vLLM's _SAMPLING_EPS: a temperature below it is greedy (request.ts maps it to 0). */
+export const SAMPLING_EPS = 1e-5;
 
 const tokenId = z.number().int().min(0);
 
@@ -21,7 +23,8 @@ const sampling = {
   min_p: z.number().min(0).max(1).nullish(),
   presence_penalty: z.number().min(-2).max(2).nullish(),
   frequency_penalty: z.number().min(-2).max(2).nullish(),
-  repetition_penalty: z.number().gt(0).max(2).nullish(),
+  // below SAMPLING_EPS, logits / penalty overflow the sampler's float32 (Infinity - Infinity = NaN)
+  repetition_penalty: z.number().min(SAMPLING_EPS).max(2).nullish(),
   seed: z.number().int().nullish(),
   stop: z.union([z.string(), z.array(z.string()).max(16)]).nullish(),
   stop_token_ids: z.array(tokenId).max(64).nullish(),

@@ -40,7 +40,7 @@ export function sseResponse(chunks: AsyncGenerator<unknown>, hooks: SseHooks): R
       } catch (err) {
         if (ended) return;
         const api = toApiError(err);
-        if (api.isServerFault) console.error(`[gateway] stream failed: ${api.message}`);
+        if (api.isServerFault) console.error("[gateway] stream failed:", err); // the client sees only api.body()
         controller.enqueue(frame(api.body()));
         controller.enqueue(DONE);
         controller.close();

@@ -160,14 +160,18 @@ describe("engine refusals and failures", () => {
 });
 
 describe("middleware", () => {
-  test("API keys: missing or wrong is 401, right passes; /health and /metrics stay open", async () => {
+  test("API keys: missing or wrong is 401, right passes; /health stays open, /metrics needs a key", async () => {
     const h = await harness({}, { apiKeys: ["k1", "k2"] });
     await expectError(await post(h, "/v1/completions", comp), 401, null, "invalid_api_key");
     await expectError(await post(h, "/v1/completions", comp, { authorization: "Bearer nope" }), 401, null, "invalid_api_key");
     expect((await post(h, "/v1/completions", comp, { authorization: "Bearer k2" })).status).toBe(200);
     expect((await h.app.request("/v1/models", { headers: { authorization: "Bearer k1" } })).status).toBe(200);
     expect((await h.app.request("/health")).status).toBe(200);
-    expect((await h.app.request("/metrics")).status).toBe(200);
+    expect((await h.app.request("/health/live")).status).toBe(200);
+    await expectError(await h.app.request("/metrics"), 401, null, "invalid_api_key");
+    expect((await h.app.request("/metrics", { headers: { authorization: "Bearer k1" } })).status).toBe(200);
+    const open = await harness({}, { apiKeys: ["k1"], metricsPublic: true });
+    expect((await open.app.request("/metrics")).status).toBe(200);
   });
 
   test("bodies over the limit are a 413, with or without Content-Length", async () => {

@@ -2,7 +2,7 @@
 // abort, max_tokens, stop_token_ids, ignore_eos, seed and logprobs, keeps a bounded queue (429s), and
 // records what it was asked and what was aborted. Timing is controlled by `stepMs`.
 import { seededRandom } from "../../src/engine/sequence.ts";
-import { EngineError, type Engine, type EngineStats, type GenerateRequest, type ModelInfo, type TokenEvent, type TopLogprob } from "../../src/engine/types.ts";
+import { EngineError, type Engine, type EngineHealth, type EngineStats, type GenerateRequest, type ModelInfo, type TokenEvent, type TopLogprob } from "../../src/engine/types.ts";
 
 export interface FakeEngineOptions {
   script: number[]; // greedy output, in order; EOS follows it unless ignore_eos (then it loops)
@@ -12,6 +12,7 @@ export interface FakeEngineOptions {
   maxWaiting?: number;
   refuse?: EngineError; // every request is refused with this
   failAfterTokens?: number; // sequences end with finish_reason "error" after this many tokens
+  error?: string; // the error text of those sequences (default "boom")
 }
 
 const mulberry32 = seededRandom;
@@ -70,7 +71,7 @@ export class FakeEngine implements Engine {
       let id = rng ? script[Math.floor(rng() * script.length)]! : script[i % script.length]!;
       if (!rng && i === script.length && !p.ignore_eos) id = this.info.eos_token_id;
       if (this.opts.failAfterTokens !== undefined && i >= this.opts.failAfterTokens) {
-        yield { type: "done", finish_reason: "error", prompt_tokens: req.prompt_ids.length, completion_tokens: i, error: "boom" };
+        yield { type: "done", finish_reason: "error", prompt_tokens: req.prompt_ids.length, completion_tokens: i, error: this.opts.error ?? "boom" };
         return;
       }
       yield { type: "token", id, ...this.logprobs(id, i, p.logprobs) };
@@ -137,6 +138,13 @@ export class FakeEngine implements Engine {
       spec_drafted_total: this.genTotal,
       spec_accepted_total: Math.floor(this.genTotal * 0.8),
     };
+  }
+
+  /** What health() answers; tests flip it to play a model that is loading or has lost a host. */
+  healthState: EngineHealth = { ready: true };
+
+  health(): EngineHealth {
+    return this.healthState;
   }
 
   async close(): Promise<void> {}

@@ -23,7 +23,7 @@ for (const m of ["ttft", "tpot", "itl", "e2el"]) FIELDS.push(`mean_${m}_ms`, `me
 
 describe("loadgen", () => {
   test("CLI: fixed concurrency, completions, --json with vLLM field names and a table", async () => {
-    const proc = Bun.spawn(["bun", join(import.meta.dir, "../../scripts/loadgen.ts"), "--base-url", base, "--model", MODEL,
+    const proc = Bun.spawn([process.execPath, join(import.meta.dir, "../../scripts/loadgen.ts"), "--base-url", base, "--model", MODEL,
       "--endpoint", "completions", "--num-prompts", "6", "--concurrency", "3", "--input-len", "8", "--output-len", "5",
       "--ignore-eos", "--goodput", "ttft:60000", "tpot:60000", "--json", "--max-seconds", "20"], { stdout: "pipe", stderr: "pipe" });
     const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);

@@ -83,7 +83,7 @@ describe("openai client over a socket", () => {
     for await (const _ of stream) if (++chunks === 3) break; // `break` aborts the HTTP request
     await until(() => h.engine.aborted.length === before + 1);
     await until(() => h.engine.stats().running === 0);
-    const metrics = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+    const metrics = await (await fetch(`http://127.0.0.1:${server.port}/metrics`, { headers: { authorization: "Bearer sk-test" } })).text();
     expect(metrics).toContain("moe_num_requests_running 0");
     expect(metrics).toContain("moe_kv_cache_blocks_used 0");
   });

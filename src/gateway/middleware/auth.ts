@@ -24,3 +24,16 @@ export function apiKeyAuth(keys: readonly string[]): MiddlewareHandler<GatewayEn
     await next();
   };
 }
+
+/** The keys from `--api-key` (or else MOE_API_KEY): comma-separated, spaces around each key trimmed.
+ * A flag or variable that is set but names no key is an error, never "auth off": an empty secret in a
+ * deployment must not silently open the server. `undefined` for either means "not set". */
+export function parseApiKeys(flag: string | undefined, env: string | undefined): string[] {
+  const [raw, source] = flag !== undefined ? [flag, "--api-key"] : [env, "MOE_API_KEY"];
+  if (raw === undefined) return [];
+  const keys = raw.split(",").map((k) => k.trim()).filter((k) => k.length > 0);
+  if (keys.length === 0) {
+    throw new Error(`${source} is set but holds no key: give at least one key, or unset it to serve without keys`);
+  }
+  return keys;
+}
