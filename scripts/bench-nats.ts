@@ -8,7 +8,7 @@
 // It starts its own nats-server on a free loopback port (installing it with scripts/nats-server.sh
 // if needed) and runs itself again as the node (`--serve-node URL SYSTEM`). This module is also the
 // registry the hosts load.
-import { connect } from "@nats-io/transport-node";
+import { natsConnect } from "../src/runtime/nats-connect.ts";
 import { ActorSystem, defineActor, defineRegistry } from "../src/runtime/index.ts";
 import { serveNode } from "../src/runtime/nats-node.ts";
 import { NatsTransport } from "../src/runtime/nats-transport.ts";
@@ -33,8 +33,8 @@ const PATHS: [string, string][] = [
 interface Row { path: string; payload: string; bytes: number; iters: number; mean_us: number; p50_us: number; p99_us: number; mb_per_s: number | null }
 
 async function serveNodeMain(url: string, system: string): Promise<void> {
-  const nc = await connect({ servers: url, maxReconnectAttempts: -1 });
-  const node = await serveNode({ nc, system, node: "bench", log: () => {} });
+  const nc = await natsConnect(url, "bench-node");
+  const node = await serveNode({ nc, system, node: "bench", log: () => {}, registry: { module: import.meta.path } });
   process.on("SIGTERM", async () => {
     await node.stop(0);
     await nc.close();

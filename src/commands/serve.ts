@@ -16,7 +16,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     "served-model-name": { type: "string" }, "api-key": { type: "string" }, "max-model-len": { type: "string" },
     "kv-cache-tokens": { type: "string" }, "max-num-batched-tokens": { type: "string" }, "max-num-seqs": { type: "string" },
     "max-waiting": { type: "string" }, speculative: { type: "string" }, "draft-tokens": { type: "string" },
-    nats: { type: "string" },
+    nats: { type: "string" }, "nats-creds": { type: "string" },
   });
   const model = resolve(a.model ?? DEFAULT_MODEL);
   const pos = (n: number) => Number.isInteger(n) && n > 0;
@@ -25,8 +25,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const draftTokens = num(a["draft-tokens"], "draft-tokens", 1, (n) => Number.isInteger(n) && n > 0);
   const speculative = a.speculative === "mtp" ? { k: draftTokens } : undefined;
   const scaling = a.scaling ?? DEFAULT_SCALING;
-  // Configs that place actors on node:NAME reach them over NATS (--nats or NATS_URL); others get none.
-  const transports = scaling === "direct" ? [] : await natsTransportsFor(scaling, a.nats);
+  // Configs that place actors on node:NAME reach them over NATS (--nats or NATS_URL, with the
+  // credentials in the URL or --nats-creds FILE); others get none.
+  const transports = scaling === "direct" ? [] : await natsTransportsFor(scaling, a.nats, undefined, a["nats-creds"]);
   const backend = await createBackend({
     model, mtp: speculative !== undefined, scaling, transports, kvTokens: num(a["kv-cache-tokens"], "kv-cache-tokens", 16384, pos),
   });

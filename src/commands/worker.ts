@@ -1,11 +1,14 @@
-// `moe worker --model DIR --scaling FILE --node NAME [--nats URL] [--system NAME]`: one node of a
-// multi-process (multi-host) deployment. It serves the actors the scaling config places on
-// "node:NAME", reached over NATS by the gateway (`moe serve` with the same config), until SIGINT or
-// SIGTERM. The gateway's system sends the actors' config (KV pages, tables); this process only
-// swaps in its own path to the checkpoint, which may differ between hosts.
+// `moe worker --model DIR --scaling FILE --node NAME [--nats URL] [--nats-creds FILE] [--system NAME]`:
+// one node of a multi-process (multi-host) deployment. It serves the actors the scaling config
+// places on "node:NAME", reached over NATS by the gateway (`moe serve` with the same config), until
+// SIGINT or SIGTERM. The actor kinds are this project's own (actors/index.ts), fixed here: nothing
+// on the bus can change what code runs. The gateway's system sends the actors' config (KV pages,
+// tables); this process only swaps in its own path to the checkpoint, which may differ between hosts.
+// The connection authenticates (credentials in the URL, or an NKey/creds file); refused
+// credentials or a server that never answers end the process with a non-zero status.
 //
-//   natsTransportsFor(scalingPath, url?, system?) -> NatsTransport[] (empty without node: locations),
-//     for the gateway side (serve); close() them after the engine
+//   natsTransportsFor(scalingPath, url?, system?, creds?) -> NatsTransport[] (empty without node:
+//     locations), for the gateway side (serve); close() them after the engine
 import { resolve } from "node:path";
 import { loadModelConfig } from "../config/model.ts";
 import { loadScaling, resolveScaling } from "../config/scaling.ts";
@@ -13,11 +16,22 @@ import { moeLayers } from "../model/moe.ts";
 import type { ModelActorsConfig } from "../protocol.ts";
 import type { HostInit } from "../runtime/frames.ts";
 import { serveNode } from "../runtime/nats-node.ts";
-import { DEFAULT_NATS_URL, NatsTransport, natsConnect } from "../runtime/nats-transport.ts";
+import { maskUrl, natsConnect } from "../runtime/nats-connect.ts";
+import { DEFAULT_NATS_URL, NatsTransport } from "../runtime/nats-transport.ts";
 import { UsageError, parse } from "./args.ts";
+
+/** The project's actor kinds: the only registry a worker runs. */
+const REGISTRY = { module: new URL("../../actors/index.ts", import.meta.url).pathname, export: "registry" };
 
 export function natsUrl(flag?: string): string {
   return flag ?? process.env.NATS_URL ?? DEFAULT_NATS_URL;
+}
+
+/** --nats-creds, else NATS_CREDS; an empty value is a mistake, not "no credentials". */
+export function natsCreds(flag?: string): string | undefined {
+  const v = flag ?? process.env.NATS_CREDS;
+  if (v !== undefined && v.trim() === "") throw new UsageError("--nats-creds (or NATS_CREDS) is empty: give a .creds or NKey seed file");
+  return v;
 }
 
 /**
@@ -25,18 +39,18 @@ export function natsUrl(flag?: string): string {
  * "node:NAME", none otherwise. The gateway hosts the node named by the config's top-level
  * `placement` itself (in a Bun worker); every other node is a `moe worker` process.
  */
-export async function natsTransportsFor(scalingPath: string, url?: string, system?: string): Promise<NatsTransport[]> {
+export async function natsTransportsFor(scalingPath: string, url?: string, system?: string, creds?: string): Promise<NatsTransport[]> {
   const cfg = loadScaling(scalingPath);
   const locs = [cfg.placement, ...Object.values(cfg.actors).flatMap((k) => (k.placement === undefined ? [] : [k.placement].flat()))];
   if (!locs.some((l) => l.startsWith("node:"))) return [];
   const localNode = cfg.placement.startsWith("node:") ? cfg.placement.slice(5) : "gateway";
-  return [await NatsTransport.connect({ url: natsUrl(url), system: system ?? process.env.MOE_NATS_SYSTEM, localNode })];
+  return [await NatsTransport.connect({ url: natsUrl(url), system: system ?? process.env.MOE_NATS_SYSTEM, localNode, creds: natsCreds(creds) })];
 }
 
 export async function workerCommand(argv: string[]): Promise<void> {
   const a = parse(argv, {
     model: { type: "string" }, scaling: { type: "string" }, node: { type: "string" }, nats: { type: "string" },
-    system: { type: "string" },
+    system: { type: "string" }, "nats-creds": { type: "string" },
   });
   if (!a.model || !a.scaling || !a.node) throw new UsageError("worker needs --model DIR --scaling FILE --node NAME");
   const model = resolve(a.model);
@@ -51,15 +65,22 @@ export async function workerCommand(argv: string[]): Promise<void> {
   }
   const url = natsUrl(a.nats);
   const log = (l: string) => console.error(`[worker ${node}] ${l}`);
-  const nc = await natsConnect(url, `moe-worker-${node}`);
-  log(`connected to ${url}; serving ${mine.join(", ")}`);
+  const nc = await natsConnect(url, `moe-worker-${node}`, { creds: natsCreds(a["nats-creds"]) });
+  log(`connected to ${maskUrl(url)}; serving ${mine.join(", ")}`);
   const rewriteInit = (init: HostInit): HostInit => ({ ...init, config: { ...(init.config as ModelActorsConfig), model } });
   const server = await serveNode({
-    nc, node, rewriteInit, log, warm: true, system: a.system ?? process.env.MOE_NATS_SYSTEM,
+    nc, node, rewriteInit, log, warm: true, system: a.system ?? process.env.MOE_NATS_SYSTEM, registry: REGISTRY,
   });
   void (async () => {
     for await (const s of nc.status()) if (s.type === "disconnect" || s.type === "reconnect") log(`NATS ${s.type}`);
   })();
+  // The client gives up only on refused credentials (it reconnects forever otherwise): a worker
+  // that can no longer reach the bus must say so and end, not linger as a zombie node.
+  void nc.closed().then((err) => {
+    if (!err) return;
+    log(`NATS connection closed: ${err.message}`);
+    process.exit(1);
+  });
   await new Promise<void>((done) => {
     const stop = async () => {
       log("stopping");

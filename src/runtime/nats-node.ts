@@ -4,19 +4,24 @@
 // bridges: asks and tells on the subjects of the actors placed here go into the host; the host's
 // replies go back as NATS replies; its own asks, tells and events go up to the system. While the
 // host is up it publishes heartbeats carrying its incarnation and the actors it hosts.
+// The actor kinds it runs are the registry it was started with (`moe worker` passes the project's
+// own); frames off the bus only bring data and are checked (frames.ts) before they act.
 //
-//   serveNode({nc, system?, node, rewriteInit?, log?}) -> NodeServer { stop(graceMs), inc }
+//   serveNode({nc, registry, system?, node, rewriteInit?, log?}) -> NodeServer { stop(graceMs), inc }
 import { type Msg, type NatsConnection, type Subscription, nuid } from "@nats-io/transport-node";
 import { ActorError, errorText } from "./actor.ts";
-import { decode, encode } from "./codec.ts";
-import type { Frame, HostInit } from "./frames.ts";
+import { encode } from "./codec.ts";
+import { type Frame, type HostInit, decodeFrame, isBad } from "./frames.ts";
 import { HEARTBEAT_MS, type Heartbeat } from "./nats-transport.ts";
 import { Wire, subjects } from "./nats-wire.ts";
+import { type RegistryRef, resolveRegistryRef } from "./registry.ts";
 import type { Link } from "./transport.ts";
 import { WorkerTransport } from "./worker-transport.ts";
 
 export interface NodeOptions {
   nc: NatsConnection;
+  /** The actor kinds this node runs, fixed for its life (see registry.ts). */
+  registry: RegistryRef;
   system?: string;
   node: string;
   /** Adjust the system's init for this node (e.g. its own path to the checkpoint). */
@@ -36,6 +41,19 @@ const FOREVER_MS = 3_600_000;
 
 export async function serveNode(o: NodeOptions): Promise<NodeServer> {
   const log = o.log ?? ((l: string) => console.error(`[node:${o.node}] ${l}`));
+  const spec = { registry: resolveRegistryRef(o.registry) };
+  /** A frame off the bus that `side` may receive, or null (logged: never its payload). */
+  const check = async (m: Msg, what: string): Promise<Frame | null> => {
+    let f;
+    try {
+      f = decodeFrame(await wire.unpack(m.data), "host");
+    } catch (err) {
+      f = { invalid: errorText(err) };
+    }
+    if (!isBad(f)) return f;
+    log(`dropped an invalid ${what} frame on ${m.subject}: ${f.invalid}`);
+    return null;
+  };
   const subj = subjects(o.system ?? "default");
   const wire = new Wire(o.nc, subj.prefix);
   const location = `node:${o.node}`;
@@ -63,7 +81,7 @@ export async function serveNode(o: NodeOptions): Promise<NodeServer> {
     ready = false;
     gen++;
     hostKey = JSON.stringify(init);
-    const link = new WorkerTransport().open(location);
+    const link = new WorkerTransport().open(location, spec);
     host = link;
     link.onFrame((f) => fromHost(link, f, init));
     link.onExit((reason) => {
@@ -102,7 +120,13 @@ export async function serveNode(o: NodeOptions): Promise<NodeServer> {
       case "req":
         if (f.id === 0) return wire.publish(subj.up(o.node), encode(f));
         wire.request(subj.up(o.node), encode(f), (f.timeoutMs ?? FOREVER_MS) + 1000).then(
-          (bytes) => link === host && toHost({ ...(decode(bytes) as Frame & { t: "rep" }), id: f.id }),
+          (bytes) => {
+            if (link !== host) return;
+            const r = decodeFrame(bytes, "host");
+            if (!isBad(r) && r.t === "rep") return toHost({ ...r, id: f.id });
+            const e = new ActorError(`${f.to}: invalid reply from the system (${isBad(r) ? r.invalid : r.t})`, "unreachable", f.to);
+            toHost({ t: "rep", id: f.id, error: e.toInfo() });
+          },
           (err) => {
             const e = new ActorError(`${f.to}: the system could not be reached over NATS (${errorText(err)})`, "unreachable", f.to);
             if (link === host) toHost({ t: "rep", id: f.id, error: e.toInfo() });
@@ -131,14 +155,12 @@ export async function serveNode(o: NodeOptions): Promise<NodeServer> {
   }
 
   async function onActorMsg(m: Msg): Promise<void> {
-    let f: Frame;
-    try {
-      f = decode(await wire.unpack(m.data)) as Frame;
-    } catch (err) {
-      if (m.reply) wire.respond(m, encode({ t: "rep", id: 0, error: { message: `unreadable request: ${errorText(err)}`, code: "unreachable" } }));
+    const f = await check(m, "actor");
+    if (!f || f.t !== "req") {
+      if (m.reply) wire.respond(m, encode({ t: "rep", id: 0, error: { message: "refused: not a valid request frame", code: "unreachable" } }));
       return;
     }
-    if (f.t !== "req" || !host || !ready) return; // no reply: the asker's link sees the node as gone
+    if (!host || !ready) return; // no reply: the asker's link sees the node as gone
     if (f.id === 0 || !m.reply) return toHost({ ...f, id: 0 });
     const id = nextId++;
     inbound.set(id, m);
@@ -146,8 +168,8 @@ export async function serveNode(o: NodeOptions): Promise<NodeServer> {
   }
 
   async function onInit(m: Msg): Promise<void> {
-    const f = decode(await wire.unpack(m.data)) as Frame;
-    if (f.t !== "init") return;
+    const f = await check(m, "init");
+    if (f?.t !== "init") return;
     const init = o.rewriteInit ? o.rewriteInit(f.init) : f.init;
     // The same init again (the system re-opened its link after a blip): keep the warm host.
     if (host && JSON.stringify(init) === hostKey) {
@@ -167,9 +189,10 @@ export async function serveNode(o: NodeOptions): Promise<NodeServer> {
     o.nc.subscribe(subj.ctl(o.node), {
       callback: (err, m) => {
         if (err) return;
-        const f = decode(m.data) as Frame;
-        // A re-opened link re-activates what was active; an actor still warm here needs nothing.
-        if (f.t === "ctl" && !(f.restarted && active.has(f.to))) toHost(f);
+        void check(m, "ctl").then((f) => {
+          // A re-opened link re-activates what was active; an actor still warm here needs nothing.
+          if (f?.t === "ctl" && !(f.restarted && active.has(f.to))) toHost(f);
+        });
       },
     }),
   ];

@@ -15,12 +15,13 @@
 //
 //   NatsTransport.connect({url, system?, localNode?, ...}) -> NatsTransport { scheme "node",
 //     open(location), directory(), close() }
-import { type Msg, type NatsConnection, type Subscription, connect, errors } from "@nats-io/transport-node";
+import { type Msg, type NatsConnection, type Subscription, errors } from "@nats-io/transport-node";
 import { ActorError, errorText } from "./actor.ts";
-import { decode, encode } from "./codec.ts";
-import type { Frame } from "./frames.ts";
-import { Wire, subjects } from "./nats-wire.ts";
-import type { Link, Transport } from "./transport.ts";
+import { encode } from "./codec.ts";
+import { type Frame, decodeFrame, isBad } from "./frames.ts";
+import { natsConnect } from "./nats-connect.ts";
+import { Wire, parseHeartbeat, subjects } from "./nats-wire.ts";
+import type { HostSpec, Link, Transport } from "./transport.ts";
 import { WorkerTransport } from "./worker-transport.ts";
 
 export interface NatsTransportOptions {
@@ -32,6 +33,8 @@ export interface NatsTransportOptions {
   /** A node is dead after this long without a heartbeat. Default 2000. */
   deadAfterMs?: number;
   name?: string;
+  /** A .creds or NKey seed file (--nats-creds); user/password or a token go in the URL. */
+  creds?: string;
 }
 
 /** What a node's heartbeats say about it. */
@@ -75,7 +78,8 @@ export class NatsTransport implements Transport {
     this.hbSub = nc.subscribe(this.subj.hbAll, {
       callback: (err, msg) => {
         if (err) return;
-        const hb = decode(msg.data) as Heartbeat;
+        const hb = parseHeartbeat(msg.data);
+        if (!hb) return;
         if (hb.bye) this.nodes.delete(hb.node);
         else this.nodes.set(hb.node, { node: hb.node, inc: hb.inc, actors: hb.actors, lastSeen: performance.now() });
       },
@@ -84,13 +88,13 @@ export class NatsTransport implements Transport {
   }
 
   static async connect(o: NatsTransportOptions = {}): Promise<NatsTransport> {
-    const nc = await natsConnect(o.url ?? DEFAULT_NATS_URL, o.name ?? "moe-gateway");
+    const nc = await natsConnect(o.url ?? DEFAULT_NATS_URL, o.name ?? "moe-gateway", { creds: o.creds });
     return new NatsTransport(nc, o);
   }
 
-  open(location: string): Link {
+  open(location: string, host: HostSpec): Link {
     const node = location.slice(location.indexOf(":") + 1);
-    if (node === (this.o.localNode ?? "gateway")) return this.local.open(location);
+    if (node === (this.o.localNode ?? "gateway")) return this.local.open(location, host);
     const link = new NodeLink(this, node);
     this.links.add(link);
     link.forget = () => this.links.delete(link);
@@ -122,13 +126,8 @@ export class NatsTransport implements Transport {
   }
 }
 
-export function natsConnect(url: string, name: string): Promise<NatsConnection> {
-  return connect({
-    servers: url.split(","), name, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 5000,
-    // Survive a server that is down when we start as well as one that restarts later.
-    waitOnFirstConnect: true,
-  });
-}
+/** Authenticated, bounded first connect: see nats-connect.ts. */
+export { natsConnect, maskUrl } from "./nats-connect.ts";
 
 /** The system's link to one remote node. */
 class NodeLink implements Link {
@@ -156,7 +155,16 @@ class NodeLink implements Link {
       case "req":
         if (f.id === 0) return wire.publish(subj.actor(f.to), encode(f));
         wire.request(subj.actor(f.to), encode(f), (f.timeoutMs ?? FOREVER_MS) + 1000).then(
-          (bytes) => this.state === "open" && this.frameCb({ ...(decode(bytes) as Frame & { t: "rep" }), id: f.id }),
+          (bytes) => {
+            const r = decodeFrame(bytes, "system");
+            if (this.state !== "open") return;
+            // A reply that is not one is refused, and the asker told so (not left waiting).
+            if (isBad(r) || r.t !== "rep") {
+              const e = new ActorError(`${f.to}: invalid reply from node:${this.node} (${isBad(r) ? r.invalid : r.t})`, "unreachable", f.to);
+              return this.frameCb({ t: "rep", id: f.id, error: e.toInfo() });
+            }
+            this.frameCb({ ...r, id: f.id });
+          },
           (err) => this.requestFailed(f, err),
         );
         return;
@@ -210,10 +218,11 @@ class NodeLink implements Link {
   private async handshake(f: Frame): Promise<void> {
     while (this.state === "open") {
       try {
-        const r = decode(await this.t.wire.request(this.t.subj.init(this.node), encode(f), HANDSHAKE_TIMEOUT_MS)) as Frame & { inc?: string };
+        const r = decodeFrame(await this.t.wire.request(this.t.subj.init(this.node), encode(f), HANDSHAKE_TIMEOUT_MS), "system");
+        if (isBad(r) || (r.t !== "ready" && r.t !== "fatal")) throw new Error("not an answer to init");
         if (this.state !== "open") return;
         if (r.t === "fatal") return this.frameCb(r);
-        this.inc = r.inc ?? null;
+        this.inc = (r as { inc?: string }).inc ?? null;
         this.watchdog = setInterval(() => this.check(), HEARTBEAT_MS);
         return this.frameCb(r);
       } catch {
@@ -231,7 +240,9 @@ class NodeLink implements Link {
   private async fromNode(msg: Msg): Promise<void> {
     let f: Frame;
     try {
-      f = decode(await this.t.wire.unpack(msg.data)) as Frame;
+      const r = decodeFrame(await this.t.wire.unpack(msg.data), "system");
+      if (isBad(r)) throw new Error(r.invalid);
+      f = r;
     } catch (err) {
       return console.error(`[nats] node:${this.node}: dropped an unreadable frame: ${errorText(err)}`);
     }

@@ -6,8 +6,11 @@
 //
 //   subjects(system) -> {actor(name), actorQueue(name), init(node), ctl(node), up(node), hb(node), blob(id)}
 //   Wire(nc, prefix) { publish(subject, bytes), respond(msg, bytes), request(subject, bytes, ms),
-//     unpack(data): Promise<Uint8Array>, close() }
+//     unpack(data): Promise<Uint8Array>, close() }; parseHeartbeat(bytes)
+// Whatever comes off the bus is checked before it is used (a blob reference names a size to
+// allocate and a subject to ask; a chunk request an index; a heartbeat the membership table).
 import { type Msg, type NatsConnection, type Subscription, nuid } from "@nats-io/transport-node";
+import { z } from "zod";
 import { parseId } from "./actor.ts";
 import { decode, encode } from "./codec.ts";
 
@@ -19,6 +22,27 @@ const HEADROOM = 4096;
 const BLOB_TTL_MS = 60_000;
 
 const token = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, "_");
+
+/** A blob is at most this large (a decode batch's dispatch is a few MB). */
+const MAX_BLOB = 1 << 30;
+const nat = z.number().int().nonnegative();
+const blobRef = z.strictObject({ from: z.string().regex(/^[A-Za-z0-9]{1,64}$/), b: nat, n: nat.min(1).max(1 << 16), size: nat.max(MAX_BLOB) });
+const chunkReq = z.strictObject({ b: nat, i: nat });
+const heartbeat = z.strictObject({
+  node: z.string().min(1).max(256), inc: z.string().max(256), actors: z.array(z.string().max(512)).max(1 << 16), bye: z.boolean().optional(),
+});
+
+/** A heartbeat off the bus, or null (logged) when it is not one. */
+export function parseHeartbeat(bytes: Uint8Array): z.infer<typeof heartbeat> | null {
+  try {
+    const r = heartbeat.safeParse(decode(bytes));
+    if (r.success) return r.data;
+    console.error(`[nats] dropped an invalid heartbeat: ${r.error.issues[0]?.message}`);
+  } catch (err) {
+    console.error(`[nats] dropped an undecodable heartbeat: ${(err as Error).message}`);
+  }
+  return null;
+}
 
 export function subjects(system: string) {
   const p = `moe.${token(system)}`;
@@ -66,9 +90,16 @@ export class Wire {
     this.sub = nc.subscribe(`${prefix}.blob.${this.id}`, {
       callback: (err, msg) => {
         if (err) return;
-        const { b, i } = decode(msg.data) as { b: number; i: number };
+        let req;
+        try {
+          req = chunkReq.parse(decode(msg.data));
+        } catch {
+          return void msg.respond(new Uint8Array(0));
+        }
+        const { b, i } = req;
         const blob = this.blobs.get(b);
-        if (!blob) return void msg.respond(new Uint8Array(0)); // expired: the receiver reports it
+        // Expired (the receiver reports it), or no such chunk.
+        if (!blob || i >= blob.chunks.length) return void msg.respond(new Uint8Array(0));
         msg.respond(blob.chunks[i]!);
         if (--blob.left === 0) this.drop(b);
       },
@@ -99,7 +130,9 @@ export class Wire {
    */
   async unpack(data: Uint8Array): Promise<Uint8Array> {
     if (data[0] !== BLOB_MARK) return new Uint8Array(data);
-    const ref = decode(data.subarray(1)) as BlobRef;
+    const parsed = blobRef.safeParse(decode(data.subarray(1)));
+    if (!parsed.success) throw new Error(`invalid payload reference: ${parsed.error.issues[0]?.message}`);
+    const ref: BlobRef = parsed.data;
     const out = new Uint8Array(ref.size);
     const chunk = Math.ceil(ref.size / ref.n);
     await Promise.all(

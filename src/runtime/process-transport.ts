@@ -1,9 +1,10 @@
 // Transport "process:N": one child Bun process per location, running process-host.ts, on the
 // same host. Frames cross Bun's IPC channel as msgpack bytes (one Uint8Array per frame; the
-// channel does the framing). Stdout/stderr are inherited so actor logs still show.
-import { copyBytes, decode, encodeOwned } from "./codec.ts";
-import type { Frame } from "./frames.ts";
-import type { Link, Transport } from "./transport.ts";
+// channel does the framing). Stdout/stderr are inherited so actor logs still show. The registry
+// is on the child's command line; what the child sends back is checked (frames.ts) first.
+import { copyBytes, encodeOwned } from "./codec.ts";
+import { type Frame, decodeFrame, isBad, logDropped } from "./frames.ts";
+import type { HostSpec, Link, Transport } from "./transport.ts";
 
 const ENTRY = new URL("./process-host.ts", import.meta.url).pathname;
 
@@ -20,7 +21,7 @@ export function frameBytes(f: Frame): Uint8Array {
 export class ProcessTransport implements Transport {
   readonly scheme = "process";
 
-  open(location: string): Link {
+  open(location: string, host: HostSpec): Link {
     let frameCb: (f: Frame) => void = () => {};
     let exitCb: (reason: string) => void = () => {};
     let state: "open" | "closed" | "dead" = "open";
@@ -32,7 +33,7 @@ export class ProcessTransport implements Transport {
       state = "dead";
       exitCb(reason);
     };
-    const proc = Bun.spawn([process.execPath, ENTRY, location], {
+    const proc = Bun.spawn([process.execPath, ENTRY, location, host.registry.module, host.registry.export], {
       stdio: ["ignore", "inherit", "inherit"],
       serialization: "advanced",
       ipc(message) {
@@ -41,7 +42,9 @@ export class ProcessTransport implements Transport {
           for (const f of early.splice(0)) proc.send(frameBytes(f));
           return;
         }
-        frameCb(decode(message as Uint8Array) as Frame);
+        const f = decodeFrame(message as Uint8Array, "system");
+        if (isBad(f)) logDropped(location, f);
+        else frameCb(f);
       },
       onExit(_p, code, signal) {
         died(signal ? `killed by ${signal}` : `exited with code ${code}`);

@@ -7,6 +7,10 @@
 //   RegistryExport: what that export may be: a Registry, a {kind: Actor} record, an Actor[] or a
 //     (config) => any of those (sync or async), for kinds that need set-up from the system config
 //   loadRegistry(ref, config); resolveRegistryRef(ref)
+//
+// The ref is chosen by the process that starts a host (SystemOptions.registry, `moe worker`) and
+// handed to the host when it is created, never in a frame. Only files are accepted: a data:,
+// http: or blob: URL would be code that came from somewhere other than this project's tree.
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Actor } from "./actor.ts";
@@ -45,7 +49,13 @@ function toRegistry(value: RegistryValue): Registry {
 /** Absolute file URL of the module, so that workers and child processes resolve it the same way. */
 export function resolveRegistryRef(ref: RegistryRef): Required<RegistryRef> {
   const m = ref.module;
-  const url = /^[a-z]+:/.test(m) ? m : pathToFileURL(isAbsolute(m) ? m : resolve(m)).href;
+  if (typeof m !== "string" || m === "") throw new Error("registry: the module must be a file path");
+  // Two letters or more: "C:" style drive letters stay paths.
+  const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(m)?.[1]?.toLowerCase();
+  if (scheme !== undefined && scheme !== "file") {
+    throw new Error(`registry: refusing module "${m.slice(0, 48)}": only files of this project are loaded, not ${scheme}: URLs`);
+  }
+  const url = scheme ? m : pathToFileURL(isAbsolute(m) ? m : resolve(m)).href;
   return { module: url, export: ref.export ?? "registry" };
 }
 

@@ -1,18 +1,22 @@
 // The host side of the link protocol (frames.ts), shared by every kind of host: the in-process
 // transport, the Worker entry (worker-host.ts) and the child-process entry (process-host.ts).
-// It loads the registry named in the init frame, runs a LocalHost, answers requests and forwards
-// sends to actors placed elsewhere to the system.
+// It loads the registry its starter chose (HostSpec, never a frame) with the config of the init
+// frame, runs a LocalHost, answers requests and forwards sends to actors placed elsewhere to the
+// system. Every frame is checked (frames.ts) before it acts; an invalid one is dropped with a log
+// line, and an invalid ask that still names its id is answered with an error so nobody waits.
 //
-//   Endpoint { send(frame), onFrame(cb) }; serveHost(endpoint, onStopped?)
+//   Endpoint { send(frame), onFrame(cb) }; serveHost(endpoint, host, onStopped?)
 import { ActorError, type ErrorInfo, errorText } from "./actor.ts";
-import type { Frame, HostInit } from "./frames.ts";
+import { type Frame, type HostInit, checkFrame, isBad, logDropped } from "./frames.ts";
 import { LocalHost, type Upstream, askTimeout } from "./host.ts";
 import type { ReplyFn } from "./mailbox.ts";
 import { loadRegistry } from "./registry.ts";
+import type { HostSpec } from "./transport.ts";
 
 export interface Endpoint {
   send(frame: Frame): void;
-  onFrame(cb: (frame: Frame) => void): void;
+  /** Frames as they arrived (decoded, not yet checked). */
+  onFrame(cb: (frame: unknown) => void): void;
 }
 
 interface Pending {
@@ -21,8 +25,9 @@ interface Pending {
   timer: ReturnType<typeof setTimeout> | null;
 }
 
-export function serveHost(ep: Endpoint, onStopped?: () => void): void {
+export function serveHost(ep: Endpoint, spec: HostSpec, onStopped?: () => void): void {
   let host: LocalHost | null = null;
+  let initialized = false;
   let nextId = 1;
   const pending = new Map<number, Pending>();
 
@@ -59,18 +64,31 @@ export function serveHost(ep: Endpoint, onStopped?: () => void): void {
   async function start(init: HostInit): Promise<void> {
     const t0 = performance.now();
     try {
-      const registry = await loadRegistry(init.registry, init.config);
+      const registry = await loadRegistry(spec.registry, init.config);
       host = new LocalHost(init, registry, upstream, (event) => ep.send({ t: "ev", event }));
     } catch (err) {
-      ep.send({ t: "fatal", error: `${init.location}: cannot load registry ${init.registry.module}: ${errorText(err)}` });
+      ep.send({ t: "fatal", error: `${init.location}: cannot load registry ${spec.registry.module}: ${errorText(err)}` });
       return;
     }
     ep.send({ t: "ready", ms: performance.now() - t0 });
   }
 
-  ep.onFrame((f) => {
+  const refuse = (raw: unknown, error: string) => {
+    logDropped(`the system (host ${host?.location ?? "not initialized"})`, { invalid: error });
+    const r = raw as { t?: unknown; id?: unknown };
+    if (r?.t === "req" && Number.isSafeInteger(r.id) && (r.id as number) > 0) {
+      ep.send({ t: "rep", id: r.id as number, error: { message: `refused: ${error}`, code: "unreachable" } });
+    }
+  };
+
+  ep.onFrame((raw) => {
+    const f = checkFrame(raw, "host");
+    if (isBad(f)) return refuse(raw, f.invalid);
     switch (f.t) {
       case "init":
+        // One host, one init: a second one (a stray or replayed frame) would reset nothing.
+        if (initialized) return refuse(raw, "init after the host was initialized");
+        initialized = true;
         void start(f.init);
         return;
       case "req": {

@@ -5,11 +5,17 @@
 // Transport and passing it to ActorSystem.start({transports: [...]}); on the far side, feed
 // serveHost() an Endpoint over the same wire.
 //
+// A host's code is fixed when it starts: open() gets a HostSpec (the registry module) that the
+// starting process chose, and passes it to the new host out of band (Worker data, argv); the
+// frames that follow carry data only.
+//
 //   Link { send(frame), onFrame(cb), onExit(cb), kill() }
-//   Transport { scheme, open(location) }
+//   HostSpec { registry }; Transport { scheme, open(location, host) }
+//   bindHost(transport, host) -> HostOpener { scheme, open(location) }: what a HostProxy opens with
 //   InProcessTransport (scheme "inprocess"): frames by reference, host on the calling thread
 //   defaultTransports(): inprocess, worker, process
 import type { Frame } from "./frames.ts";
+import type { RegistryRef } from "./registry.ts";
 import { serveHost } from "./serve-host.ts";
 import { WorkerTransport } from "./worker-transport.ts";
 import { ProcessTransport } from "./process-transport.ts";
@@ -27,17 +33,36 @@ export interface Link {
   close(): void;
 }
 
+/** What a host is started with, by the process that starts it. */
+export interface HostSpec {
+  /** Resolved (resolveRegistryRef): an absolute file URL and an export name. */
+  readonly registry: Required<RegistryRef>;
+}
+
 export interface Transport {
   readonly scheme: string;
-  /** Start a host for `location`; the system's first frame on the link is "init". */
+  /**
+   * Start a host for `location` running `host.registry` (a remote node runs its own, fixed when
+   * that node started); the system's first frame on the link is "init".
+   */
+  open(location: string, host: HostSpec): Link;
+}
+
+/** A transport with the system's HostSpec bound: HostProxy opens (and re-opens) links with it. */
+export interface HostOpener {
+  readonly scheme: string;
   open(location: string): Link;
+}
+
+export function bindHost(t: Transport, host: HostSpec): HostOpener {
+  return { scheme: t.scheme, open: (location) => t.open(location, host) };
 }
 
 /** A host on the calling thread. Frames (and the messages in them) go by reference, never encoded. */
 export class InProcessTransport implements Transport {
   readonly scheme = "inprocess";
 
-  open(_location: string): Link {
+  open(_location: string, host: HostSpec): Link {
     let toSystem: (f: Frame) => void = () => {};
     let toHost: (f: Frame) => void = () => {};
     let exitCb: (reason: string) => void = () => {};
@@ -47,7 +72,7 @@ export class InProcessTransport implements Transport {
     serveHost({
       send: (f) => queueMicrotask(() => open && toSystem(f)),
       onFrame: (cb) => (toHost = cb),
-    });
+    }, host);
     return {
       send: (f) => queueMicrotask(() => open && toHost(f)),
       onFrame: (cb) => (toSystem = cb),

@@ -1,9 +1,10 @@
 // Transport "worker:N": one Bun Worker per location, running worker-host.ts. Frames cross as
 // msgpack bytes whose ArrayBuffer is transferred, not copied (encodeOwned), and are decoded on
-// arrival as views on that buffer.
-import { decode, encodeOwned } from "./codec.ts";
-import type { Frame } from "./frames.ts";
-import type { Link, Transport } from "./transport.ts";
+// arrival as views on that buffer. The registry goes to the Worker as workerData when it is
+// created; what the Worker sends back is checked (frames.ts) before the system sees it.
+import { encodeOwned } from "./codec.ts";
+import { type Frame, decodeFrame, isBad, logDropped } from "./frames.ts";
+import type { HostSpec, Link, Transport } from "./transport.ts";
 
 const ENTRY = new URL("./worker-host.ts", import.meta.url).href;
 
@@ -15,8 +16,8 @@ export function postFrame(target: { postMessage(m: unknown, transfer: ArrayBuffe
 export class WorkerTransport implements Transport {
   readonly scheme = "worker";
 
-  open(location: string): Link {
-    const worker = new Worker(ENTRY, { name: location } as WorkerOptions);
+  open(location: string, host: HostSpec): Link {
+    const worker = new Worker(ENTRY, { name: location, workerData: { registry: host.registry } } as WorkerOptions);
     let exitCb: (reason: string) => void = () => {};
     let state: "open" | "closed" | "dead" = "open";
     const died = (reason: string) => {
@@ -35,7 +36,11 @@ export class WorkerTransport implements Transport {
         if (state === "open") postFrame(worker, f);
       },
       onFrame: (cb) => {
-        worker.onmessage = (e: MessageEvent) => cb(decode(e.data as Uint8Array) as Frame);
+        worker.onmessage = (e: MessageEvent) => {
+          const f = decodeFrame(e.data as Uint8Array, "system");
+          if (isBad(f)) logDropped(location, f);
+          else cb(f);
+        };
       },
       onExit: (cb) => (exitCb = cb),
       kill: (reason = "terminated") => {
