@@ -42,4 +42,22 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exit(await main(process.argv.slice(2)));
+/**
+ * Ends `stream` and resolves once everything written to it has reached the OS. A pipe to a slow
+ * reader holds 64 KiB; the rest waits in the process, and process.exit would drop it. (In Bun
+ * 1.4.5 an empty write's callback runs at once and writableLength stays 0, so end() is the
+ * one signal that the queue is flushed.)
+ */
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.writableEnded) return resolve();
+    stream.once("error", () => resolve()); // a reader that went away (EPIPE) takes no more output
+    stream.once("close", () => resolve());
+    stream.end(() => resolve());
+  });
+}
+
+const code = await main(process.argv.slice(2));
+await Promise.all([drained(process.stdout), drained(process.stderr)]);
+// Exit explicitly: a worker thread or socket a command left behind must not keep the CLI alive.
+process.exit(code);

@@ -1,5 +1,8 @@
 // The CLI as a user runs it: logits, generate and perplexity against the goldens.
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Golden } from "./helpers/golden.ts";
 import { expectClose } from "./golden/suite.ts";
 
@@ -78,4 +81,31 @@ describe("cli", () => {
     const r3 = await cli("frobnicate");
     expect(r3.code).toBe(2);
   });
+
+  test("a slow reader on a pipe gets the whole output (issue 13 item 9)", async () => {
+    // Bun.spawn drains its pipes eagerly, so the slow reader is a shell on a named pipe: it opens
+    // the pipe, then reads nothing until the CLI has exited or 3 s have passed. A CLI that exits
+    // with output still queued behind the 64 KiB pipe buffer loses it; one that waits does not.
+    const dir = mkdtempSync(join(tmpdir(), "moe-cli-pipe-"));
+    const script = `
+      mkfifo "$D/out"
+      "$BUN" "$CLI" logits --ids 3,14,15 --decode 9,2,6 > "$D/out" & w=$!
+      exec 3< "$D/out"
+      for i in $(seq 60); do kill -0 $w 2>/dev/null || break; sleep 0.05; done
+      wc -c <&3
+      wait $w; echo "rc=$?"`;
+    try {
+      const p = Bun.spawn(["bash", "-c", script], {
+        env: { ...process.env, D: dir, BUN: process.execPath, CLI: `${root}src/cli.ts` }, stdout: "pipe", stderr: "pipe",
+      });
+      const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+      const [bytes, rc] = out.trim().split(/\s+/);
+      expect(rc, err).toBe("rc=0");
+      const full = await cli("logits", "--ids", "3,14,15", "--decode", "9,2,6");
+      expect(full.out.length).toBeGreaterThan(4 * 65536);
+      expect(Number(bytes)).toBe(Buffer.byteLength(full.out));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
