@@ -73,7 +73,10 @@ export class ActorBackend implements ModelBackend {
   async step(replica: number, work: SeqWork[]): Promise<SeqResult[]> {
     let reply: AttentionReply;
     try {
-      reply = await this.system.ask<AttentionReply>(`${ATTENTION}/${replica}`, { type: "step", work } satisfies AttentionMsg);
+      // Safe to resend after a host loss: a re-activated actor refuses (stale) every sequence
+      // that continues a cache it does not hold, so nothing is computed on a missing cache.
+      const msg: AttentionMsg = { type: "step", work };
+      reply = await this.system.ask<AttentionReply>(`${ATTENTION}/${replica}`, msg, { retry: true });
     } catch (e) {
       throw stepError(e);
     }
@@ -95,7 +98,7 @@ export class ActorBackend implements ModelBackend {
   }
 
   mtpLogits(tokens: number[], pages: number[]): Promise<Float32Array> {
-    return this.system.ask<Float32Array>(`${ATTENTION}/0`, { type: "mtp_logits", tokens, pages } satisfies AttentionMsg);
+    return this.system.ask<Float32Array>(`${ATTENTION}/0`, { type: "mtp_logits", tokens, pages } satisfies AttentionMsg, { retry: true });
   }
 
   async expertLoad(): Promise<Record<number, number[]>> {
