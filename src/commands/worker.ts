@@ -19,9 +19,7 @@ import { serveNode } from "../runtime/nats-node.ts";
 import { maskUrl, natsConnect } from "../runtime/nats-connect.ts";
 import { DEFAULT_NATS_URL, NatsTransport } from "../runtime/nats-transport.ts";
 import { UsageError, parse } from "./args.ts";
-
-/** The project's actor kinds: the only registry a worker runs. */
-const REGISTRY = { module: new URL("../../actors/index.ts", import.meta.url).pathname, export: "registry" };
+import { ACTOR_REGISTRY } from "./backend.ts";
 
 export function natsUrl(flag?: string): string {
   return flag ?? process.env.NATS_URL ?? DEFAULT_NATS_URL;
@@ -69,7 +67,7 @@ export async function workerCommand(argv: string[]): Promise<void> {
   log(`connected to ${maskUrl(url)}; serving ${mine.join(", ")}`);
   const rewriteInit = (init: HostInit): HostInit => ({ ...init, config: { ...(init.config as ModelActorsConfig), model } });
   const server = await serveNode({
-    nc, node, rewriteInit, log, warm: true, system: a.system ?? process.env.MOE_NATS_SYSTEM, registry: REGISTRY,
+    nc, node, rewriteInit, log, warm: true, system: a.system ?? process.env.MOE_NATS_SYSTEM, registry: ACTOR_REGISTRY, // the project's own kinds, fixed for this process's life
   });
   void (async () => {
     for await (const s of nc.status()) if (s.type === "disconnect" || s.type === "reconnect") log(`NATS ${s.type}`);

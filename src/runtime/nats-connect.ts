@@ -131,7 +131,7 @@ export async function natsConnect(url: string, name: string, o: NatsConnectOptio
       const waited = performance.now() - t0;
       if (waited >= waitMs) {
         throw new Error(
-          `no NATS server answered at ${maskUrl(url)} within ${(waitMs / 1000).toFixed(0)} s ` +
+          `no NATS server answered at ${maskUrl(url)} within ${waitMs / 1000} s ` +
             `(waited for the first connection; last error: ${(err as Error)?.message ?? err}). Is nats-server running (scripts/nats-server.sh)?`,
         );
       }

@@ -25,14 +25,22 @@ export function freePort(): number {
   return port;
 }
 
+/** An authenticated nats-server (user "moe", a random secret kept across restarts), as scripts/nats-server.sh starts. */
 export class NatsServer {
   proc: ReturnType<typeof Bun.spawn> | null = null;
+  readonly secret = crypto.randomUUID().replaceAll("-", "");
   constructor(readonly port = freePort()) {}
+  /** With the credentials: what workers and the gateway are given. */
   get url() {
+    return `nats://moe:${this.secret}@127.0.0.1:${this.port}`;
+  }
+  /** Without credentials: what an outsider on the network has. */
+  get anonUrl() {
     return `nats://127.0.0.1:${this.port}`;
   }
   async start(): Promise<void> {
-    this.proc = Bun.spawn(["nats-server", "-a", "127.0.0.1", "-p", String(this.port)], { stdio: ["ignore", "ignore", "ignore"] });
+    const args = ["-a", "127.0.0.1", "-p", String(this.port), "--user", "moe", "--pass", this.secret];
+    this.proc = Bun.spawn(["nats-server", ...args], { stdio: ["ignore", "ignore", "ignore"] });
     for (let i = 0; i < 100; i++) {
       try {
         const c = await Bun.connect({ hostname: "127.0.0.1", port: this.port, socket: { data() {} } });

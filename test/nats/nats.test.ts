@@ -93,12 +93,12 @@ describe.skipIf(!!skip)("over NATS: two attention replicas on two nodes sharing 
 describe.skipIf(!!skip)("NATS wire and worker command", () => {
   test("payloads above max_payload are chunked and reassembled, both ways", async () => {
     const { NatsServer } = await import("./cluster.ts");
-    const { connect } = await import("@nats-io/transport-node");
+    const { natsConnect } = await import("../../src/runtime/nats-connect.ts");
     const { Wire } = await import("../../src/runtime/nats-wire.ts");
     const { decode, encode } = await import("../../src/runtime/codec.ts");
     const server = new NatsServer();
     await server.start();
-    const [a, b] = await Promise.all([connect({ servers: server.url }), connect({ servers: server.url })]);
+    const [a, b] = await Promise.all([natsConnect(server.url, "a"), natsConnect(server.url, "b")]);
     try {
       const wa = new Wire(a, "moe.t"), wb = new Wire(b, "moe.t");
       b.subscribe("moe.t.echo", { queue: "q", callback: (_e, m) => void wb.unpack(m.data).then((d) => wb.respond(m, d)) });
