@@ -5,7 +5,9 @@
 // "always" or "madvise"), tensors are read into anonymous arenas advised MADV_HUGEPAGE, packed
 // in the order the model asks for them (an expert's gate, up and down matrices end up adjacent).
 // Only the tensors a process asks for are read (an expert actor reads its own experts only).
-// MOE_WEIGHTS=mmap keeps the zero-copy file mapping (pages shared with the page cache).
+// Where THP is not offered, tensors are read into ordinary memory. Shards are never mapped: a
+// shard truncated or rewritten under a running server would fault (SIGBUS) on the next touch of
+// a mapped page and kill the whole process, gateway included; a read fails as an error instead.
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { readFileSync } from "node:fs";
 
@@ -14,7 +16,7 @@ const CHUNK = 64 << 20; // one arena allocation; larger tensors get their own
 const ALIGN = 64;
 const MADV_HUGEPAGE = 14;
 
-export type WeightMemory = "hugepages" | "mmap";
+export type WeightMemory = "hugepages" | "plain";
 
 let madvise: ((addr: number, len: number) => boolean) | null | undefined;
 
@@ -34,12 +36,14 @@ function adviser(): ((addr: number, len: number) => boolean) | null {
   return madvise;
 }
 
-/** How this process holds weights: MOE_WEIGHTS=mmap|hugepages, else huge pages when offered. */
+/** How this process holds weights: in huge-page arenas where THP is offered, else in plain
+ * memory. MOE_WEIGHTS may say "hugepages" (the default); "mmap" is refused, see the top. */
 export function weightMemory(): WeightMemory {
   const want = process.env.MOE_WEIGHTS;
-  if (want === "mmap") return "mmap";
-  if (want && want !== "hugepages") throw new Error(`MOE_WEIGHTS must be mmap or hugepages, not ${want}`);
-  return adviser() ? "hugepages" : "mmap";
+  if (want === "mmap")
+    throw new Error("MOE_WEIGHTS=mmap is no longer offered: a shard truncated under a running server would kill it (SIGBUS). Unset MOE_WEIGHTS: weights are read into memory");
+  if (want && want !== "hugepages") throw new Error(`MOE_WEIGHTS must be hugepages or unset, not ${want}`);
+  return adviser() ? "hugepages" : "plain";
 }
 
 /** A fresh n-byte region starting on a huge-page boundary, advised MADV_HUGEPAGE before any
@@ -55,7 +59,7 @@ function hugeRegion(n: number): Uint8Array {
 let chunk: Uint8Array | null = null;
 let used = 0;
 
-/** n bytes of huge-page-backed memory (64-byte aligned), for one tensor. */
+/** n bytes for one tensor (64-byte aligned), in huge pages where THP is offered. */
 export function arenaAlloc(n: number): Uint8Array {
   if (n > CHUNK / 4) return hugeRegion(n);
   const start = Math.ceil(used / ALIGN) * ALIGN;

@@ -1,9 +1,10 @@
 // A Hugging Face checkpoint directory: config.json, safetensors shards (with or without
 // model.safetensors.index.json). Tensors are found by name, checked for dtype and shape, and
 // handed out as views into the mapped files.
-import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync, readdirSync, realpathSync } from "node:fs";
+import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
 import { type ModelConfig, loadModelConfig } from "../config/model.ts";
+import { weightMemory } from "./arena.ts";
 import { CheckpointError, type DType, SafetensorsFile, type TensorInfo } from "./safetensors.ts";
 
 export { CheckpointError };
@@ -28,6 +29,7 @@ export class Checkpoint {
 
   constructor(readonly dir: string) {
     if (!existsSync(dir)) throw new CheckpointError(`${dir}: model directory does not exist`);
+    weightMemory(); // a bad MOE_WEIGHTS fails here, not at the first tensor read
     this.config = loadModelConfig(join(dir, "config.json"));
     const indexPath = join(dir, "model.safetensors.index.json");
     if (existsSync(indexPath)) {
@@ -38,7 +40,12 @@ export class Checkpoint {
         throw new CheckpointError(`${indexPath}: not valid JSON (${(e as Error).message})`);
       }
       if (!index.weight_map || typeof index.weight_map !== "object") throw new CheckpointError(`${indexPath}: no weight_map`);
-      for (const [name, file] of Object.entries(index.weight_map)) this.where.set(name, file);
+      for (const [name, file] of Object.entries(index.weight_map)) {
+        // The index comes with a downloaded checkpoint: it must not make us read files elsewhere.
+        if (typeof file !== "string" || file === "" || isAbsolute(file) || file.split(/[\\/]/).includes(".."))
+          throw new CheckpointError(`${indexPath}: weight_map entry ${name} -> ${JSON.stringify(file)} is not a file inside the model directory`);
+        this.where.set(name, file);
+      }
     } else {
       const shards = readdirSync(dir).filter((f) => f.endsWith(".safetensors")).sort();
       if (shards.length === 0) throw new CheckpointError(`${dir}: no *.safetensors files and no model.safetensors.index.json`);
@@ -49,10 +56,26 @@ export class Checkpoint {
   private file(name: string): SafetensorsFile {
     let f = this.files.get(name);
     if (!f) {
+      this.checkInside(name);
       f = new SafetensorsFile(join(this.dir, name));
       this.files.set(name, f);
     }
     return f;
+  }
+
+  /** Refuses a shard that resolves (through symlinks) outside the model directory. A Hugging
+   * Face hub cache snapshot links each file to ../../blobs/: that store is allowed too. */
+  private checkInside(name: string): void {
+    const path = join(this.dir, name);
+    if (!existsSync(path)) return; // SafetensorsFile says "cannot open", naming the file
+    const real = realpathSync(path), root = realpathSync(this.dir);
+    const roots = [root];
+    if (basename(dirname(root)) === "snapshots") roots.push(join(dirname(dirname(root)), "blobs"));
+    const inside = (r: string) => {
+      const rel = relative(r, real);
+      return rel !== "" && !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
+    };
+    if (!roots.some(inside)) throw new CheckpointError(`${path}: shard ${name} resolves to ${real}, outside the model directory`);
   }
 
   has(name: string): boolean {

@@ -1,8 +1,8 @@
 // One safetensors file: the header is parsed and checked against the file's size; a tensor's
-// bytes are read into huge-page arenas when first asked for, or are views into a private
-// mapping of the file (MOE_WEIGHTS=mmap, or no THP): see arena.ts.
+// bytes are read into an arena when first asked for (never mapped: see arena.ts), so a file
+// cut short later fails that read with an error naming the file and the tensor.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
-import { arenaAlloc, weightMemory } from "./arena.ts";
+import { arenaAlloc } from "./arena.ts";
 
 export type DType = "F8_E4M3" | "BF16" | "F16" | "F32" | "F64" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -31,7 +31,6 @@ const MAX_HEADER = 100 * 1024 * 1024;
 export class SafetensorsFile {
   readonly tensors = new Map<string, TensorInfo>();
   readonly metadata: Record<string, string> = {};
-  private map: Uint8Array | null = null;
   private readonly copies = new Map<string, WeakRef<Uint8Array>>();
   private dataStart = 0;
 
@@ -97,13 +96,8 @@ export class SafetensorsFile {
     return Object.freeze({ name, file: this.path, dtype, shape: Object.freeze([...shape]), begin, end });
   }
 
-  /** The tensor's bytes: read once into an arena (the same view while it is alive), or a view
-   * into the file mapping. */
+  /** The tensor's bytes, read once into an arena (the same view while it is alive). */
   bytes(info: TensorInfo): Uint8Array {
-    if (weightMemory() === "mmap") {
-      if (!this.map) this.map = Bun.mmap(this.path, { shared: false });
-      return this.map.subarray(this.dataStart + info.begin, this.dataStart + info.end);
-    }
     const held = this.copies.get(info.name)?.deref();
     if (held) return held;
     const out = arenaAlloc(info.end - info.begin);
@@ -121,9 +115,8 @@ export class SafetensorsFile {
     return out;
   }
 
-  /** Drops this object's references to the mapping and copies; views handed out stay valid. */
+  /** Drops this object's references to the copies; views handed out stay valid. */
   release(): void {
-    this.map = null;
     this.copies.clear();
   }
 }

@@ -88,14 +88,14 @@ describe("checkpoint errors", () => {
 });
 
 describe("checkpoint loading", () => {
-  test("read-only shards are mapped, not copied", () => {
+  test("read-only shards are read (weights are never mapped from the shards)", () => {
     const dir = copy();
     for (const f of ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"]) chmodSync(join(dir, f), 0o444);
     const ck = openCheckpoint(dir);
     const w = ck.weight("model.layers.0.self_attn.q_a_proj.weight", [64, 128]);
     expect(w.dtype).toBe(2);
     expect(w.scale?.length).toBe(1);
-    expect(w.data.buffer.byteLength).toBeGreaterThan(w.data.byteLength); // a view into the mapping
+    expect(w.data.byteLength).toBe(64 * 128);
   });
 
   test("the real DeepSeek-V3 671B config parses", () => {
