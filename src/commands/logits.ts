@@ -20,7 +20,9 @@ export async function logitsCommand(argv: string[]): Promise<void> {
     const [first] = await backend.step(0, [{ seq: "cli", tokens: ids, start: 0, pages, logits: "last" }]);
     rows.push(Array.from(first.logits!));
     for (let j = 0; j < decode.length; j++) {
-      const [r] = await backend.step(0, [{ seq: "cli", tokens: [decode[j]], start: ids.length + j, pages, logits: "last" }]);
+      // `cache`: a restarted attention actor refuses the row instead of answering from nothing.
+      const [r] = await backend.step(0, [{ seq: "cli", tokens: [decode[j]], start: ids.length + j, pages, logits: "last", cache: first.cache }]);
+      if (r.stale) throw new Error("the attention actor lost its cache (restarted): run the command again");
       rows.push(Array.from(r.logits!));
     }
     const out: { logits: number[][]; mtp_logits?: number[][] } = { logits: rows };

@@ -30,7 +30,6 @@ export async function perplexityCommand(argv: string[]): Promise<void> {
   const windows = num(a.windows, "windows", available, (n) => Number.isInteger(n) && n > 0 && n <= available);
   const B = num(a.batch, "batch", 4, (n) => Number.isInteger(n) && n > 0);
   const backend = await createBackend({ model: a.model ?? DEFAULT_MODEL, scaling: a.scaling, kvTokens: B * (L + 16) });
-  const V = backend.config.vocab_size;
   const perSeq = Math.ceil(L / backend.pageSize);
   let nll = 0, scored = 0;
   try {
@@ -38,21 +37,15 @@ export async function perplexityCommand(argv: string[]): Promise<void> {
       const work = [];
       for (let w = w0; w < Math.min(windows, w0 + B); w++) {
         const pages = Array.from({ length: perSeq }, (_, i) => (w - w0) * perSeq + i);
-        work.push({ seq: `w${w}`, tokens: tokens.slice(L * w, L * w + L), start: 0, pages, logits: "all" as const });
+        // The runner scores each next token where the logits are: L numbers come back, not L x vocab.
+        work.push({ seq: `w${w}`, tokens: tokens.slice(L * w, L * w + L), start: 0, pages, targets: tokens.slice(L * w + 1, L * w + L + 1) });
       }
       const res = await backend.step(0, work);
-      res.forEach((r, i) => {
-        const base = L * (w0 + i), lg = r.logits!;
-        for (let p = 0; p < L; p++) {
-          const row = lg.subarray(p * V, (p + 1) * V);
-          let m = -Infinity;
-          for (let v = 0; v < V; v++) if (row[v] > m) m = row[v];
-          let z = 0;
-          for (let v = 0; v < V; v++) z += Math.exp(row[v] - m);
-          nll += m + Math.log(z) - row[tokens[base + p + 1]];
-          scored++;
-        }
-      });
+      for (const r of res) {
+        if (r.error) throw new Error(`${r.seq}: ${r.error}`);
+        for (const lp of r.logprobs!) nll -= lp;
+        scored += r.logprobs!.length;
+      }
     }
   } finally {
     await backend.close();
