@@ -37,6 +37,8 @@ export interface ProxyOwner {
   retry(p: PendingAsk, deadLocation: string): void;
   /** The host died holding these active actors; called before its in-flight asks are retried. */
   lost(from: HostProxy, actors: readonly string[]): void;
+  /** A send that never reached the host (it was restarting): route it again, as if new. */
+  resend(to: string, msg: unknown, p: PendingAsk | undefined): void;
 }
 
 export type ProxyStatus = "starting" | "ready" | "down" | "broken" | "stopped";
@@ -60,6 +62,8 @@ export class HostProxy {
   private readyAt = 0;
   private fastFailures = 0;
   private fatal: string | null = null;
+  /** What the current start is to re-activate: kept when a restart dies before it is ready. */
+  private reactivating: string[] = [];
   private settleReady!: { resolve(): void; reject(e: Error): void };
   private onStopped: (() => void) | null = null;
 
@@ -130,6 +134,7 @@ export class HostProxy {
   }
 
   private open(reactivate: string[]): void {
+    this.reactivating = reactivate;
     const restart = this.generation > 0;
     this.generation++;
     this.status = "starting";
@@ -182,13 +187,18 @@ export class HostProxy {
 
   private onExit(link: Link, reason: string): void {
     if (link !== this.link || this.status === "stopped" || this.status === "broken") return;
+    // Queued sends never reached this host (it was restarting): they are not lost with it.
+    const unsent = this.queue.filter((f): f is Extract<Frame, { t: "req" }> => f.t === "req");
+    const waiting = new Map(unsent.map((f) => [f, this.pending.get(f.id)]));
+    for (const f of unsent) this.pending.delete(f.id);
     const inFlight = [...this.pending.values()];
     this.pending.clear();
-    this.queue = this.queue.filter((f) => f.t !== "req" || f.id === 0); // queued asks are in inFlight
+    this.queue = [];
+    const wasReady = this.readyAt >= this.openedAt;
     this.status = "down";
     this.lost = true;
     this.owner.emit({ type: "host_down", location: this.location, reason, inFlight: inFlight.length, at: Date.now() });
-    const reactivate = [...this.active];
+    const reactivate = [...new Set([...(wasReady ? [] : this.reactivating), ...this.active])];
     this.active.clear();
     this.owner.lost(this, reactivate);
     for (const p of inFlight) {
@@ -196,8 +206,10 @@ export class HostProxy {
       if (p.retry) this.owner.retry(p, this.location);
       else p.reject(hostDown(p, this.location, reason));
     }
+    // In their original order, to a fallback if one is up, else back into this queue.
+    for (const [f, p] of waiting) if (f.id === 0 || (p && !p.settled)) this.owner.resend(f.to, f.msg, p);
     // A host that keeps dying right after start gets an exponential back-off, not a spin.
-    const quick = this.readyAt < this.openedAt || performance.now() - this.readyAt < 1000;
+    const quick = !wasReady || performance.now() - this.readyAt < 1000;
     this.fastFailures = quick ? this.fastFailures + 1 : 0;
     const delay = this.fastFailures <= 1 ? 0 : Math.min(MAX_BACKOFF_MS, 50 * 2 ** this.fastFailures);
     setTimeout(() => this.status === "down" && this.open(reactivate), delay);

@@ -97,6 +97,7 @@ export class ActorSystem {
       },
       retry: (p, dead) => this.retry(p, dead),
       lost: (from, actors) => this.relocate(from, actors),
+      resend: (to, msg, p) => (p ? this.dispatch(p) : this.tell(to, msg)),
     };
   }
 

@@ -65,8 +65,9 @@ export const echo = defineActor({
 export const slow = defineActor({
   kind: "slow",
   activate: () => ({ log: [] as number[] }),
-  async handle(state, msg: { type: "sleep"; ms: number; tag?: number }, ctx) {
-    await Bun.sleep(msg.ms);
+  // `at`: sleep only there (a message that hangs on one host and is quick on any other).
+  async handle(state, msg: { type: "sleep"; ms: number; tag?: number; at?: string }, ctx) {
+    if (msg.at === undefined || msg.at === ctx.location) await Bun.sleep(msg.ms);
     if (msg.tag !== undefined) state.log.push(msg.tag);
     return { log: state.log.slice(), actor: ctx.name, location: ctx.location };
   },

@@ -94,7 +94,7 @@ describe("mailbox and lifecycle (in-process)", () => {
     const sys = await startSystem();
     const err = await rejection(sys.ask("nosuch/1", { type: "x" }));
     expect(err.code).toBe("unknown_kind");
-    expect(err.message).toBe('nosuch/1#0: unknown actor kind "nosuch" (known: counter, echo, slow, relay, fragile)');
+    expect(err.message).toBe('nosuch/1#0: unknown actor kind "nosuch" (known: counter, echo, slow, relay, fragile, keeper)');
     expect((await rejection(sys.ask("not an id", {}))).code).toBe("bad_id");
   });
 
