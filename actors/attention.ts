@@ -24,7 +24,8 @@ export const attention = defineActor<State, AttentionMsg, AttentionReply>({
     const ck = openCheckpoint(cfg.model);
     const runner = new StepRunner(ck, kernelsFor(cfg.device?.[ATTENTION]), { pages: cfg.pages, pageSize: cfg.pageSize, mtp: cfg.mtp });
     const router = `${ROUTER}/${Number(ctx.self.key) % cfg.routers}`;
-    const routed: RoutedFFN = (layer, x, T) => ctx.ask<Float32Array>(router, { type: "route", layer, x, T } satisfies RouterMsg);
+    // A route is idempotent (the router keeps no state but load counts): resent if its host dies.
+    const routed: RoutedFFN = (layer, x, T) => ctx.ask<Float32Array>(router, { type: "route", layer, x, T } satisfies RouterMsg, { retry: true });
     return { runner, routed };
   },
   holdsState(s: State) {
