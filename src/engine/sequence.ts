@@ -1,6 +1,7 @@
 // One request's sequence: its tokens, how many of them the cache holds, its sampling state, and
 // the queue through which its events reach the caller.
-import { type SampleSpec, hasPenalties } from "../model/sampler.ts";
+import { hasPenalties } from "../model/sampler.ts";
+import type { SampleSpec } from "../protocol.ts";
 import type { EngineError, FinishReason, GenerateRequest, TokenEvent } from "./types.ts";
 
 /** Adaptive speculation: the acceptance of a sequence's recent drafts (counts decayed by DECAY per
