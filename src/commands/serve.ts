@@ -1,14 +1,23 @@
-// `moe serve --model DIR --scaling FILE --host H --port P [--served-model-name NAME]
-//  [--speculative mtp --draft-tokens K]`: the
-// OpenAI-compatible server. The gateway thread does HTTP and scheduling; the model runs in the
-// actors the scaling config places (by default one Bun worker off this thread).
+// `moe serve`: the OpenAI-compatible server. It listens at once (so /health is observable as 503
+// while the model loads), tokenizes prompts in a small worker pool, and runs the model in the
+// actors the scaling config places (by default one Bun worker off this thread). SIGTERM/SIGINT
+// drain it: new requests get 503, in-flight streams finish (up to --drain-timeout), then it exits 0.
 import { basename, resolve } from "node:path";
+import { loadModelConfig } from "../config/model.ts";
 import { ModelEngine } from "../engine/engine.ts";
-import { createBackend } from "./backend.ts";
-import { createApp, serveApp } from "../gateway/index.ts";
+import { createApp, Drain, LoadingEngine, parseApiKeys, serveApp } from "../gateway/index.ts";
 import { loadTokenizer } from "../tokenizer/index.ts";
+import { TokenizerPool } from "../tokenizer/pool.ts";
+import { createBackend } from "./backend.ts";
 import { natsTransportsFor } from "./worker.ts";
 import { DEFAULT_MODEL, DEFAULT_SCALING, UsageError, num, parse } from "./args.ts";
+
+type Transports = Awaited<ReturnType<typeof natsTransportsFor>>;
+
+export const SERVE_USAGE = `usage: moe serve [--model DIR] [--scaling FILE] [--host H] [--port P] [--served-model-name NAME]
+  [--api-key K1,K2 (or MOE_API_KEY)] [--metrics-public] [--request-timeout SECONDS] [--drain-timeout SECONDS (30)]
+  [--max-model-len N] [--kv-cache-tokens N] [--max-num-batched-tokens N] [--max-num-seqs N] [--max-waiting N]
+  [--speculative mtp --draft-tokens K] [--tokenizer-workers N (2)] [--nats URL] [--nats-creds FILE]`;
 
 export async function serveCommand(argv: string[]): Promise<void> {
   const a = parse(argv, {
@@ -16,41 +25,88 @@ export async function serveCommand(argv: string[]): Promise<void> {
     "served-model-name": { type: "string" }, "api-key": { type: "string" }, "max-model-len": { type: "string" },
     "kv-cache-tokens": { type: "string" }, "max-num-batched-tokens": { type: "string" }, "max-num-seqs": { type: "string" },
     "max-waiting": { type: "string" }, speculative: { type: "string" }, "draft-tokens": { type: "string" },
-    nats: { type: "string" }, "nats-creds": { type: "string" },
+    nats: { type: "string" }, "nats-creds": { type: "string" }, "metrics-public": { type: "boolean" },
+    "request-timeout": { type: "string" }, "drain-timeout": { type: "string" }, "tokenizer-workers": { type: "string" },
+    help: { type: "boolean", short: "h" },
   });
+  if (a.help) return void console.log(SERVE_USAGE);
   const model = resolve(a.model ?? DEFAULT_MODEL);
   const pos = (n: number) => Number.isInteger(n) && n > 0;
-  const tokenizer = await loadTokenizer(model);
+  const seconds = (flag: string, dflt: number) => num(a[flag as "drain-timeout"], flag, dflt, (n) => n >= 0) * 1000;
   if (a.speculative !== undefined && a.speculative !== "mtp") throw new UsageError(`--speculative ${a.speculative}: only "mtp" is supported`);
   const draftTokens = num(a["draft-tokens"], "draft-tokens", 1, (n) => Number.isInteger(n) && n > 0);
   const speculative = a.speculative === "mtp" ? { k: draftTokens } : undefined;
   const scaling = a.scaling ?? DEFAULT_SCALING;
-  // Configs that place actors on node:NAME reach them over NATS (--nats or NATS_URL, with the
-  // credentials in the URL or --nats-creds FILE); others get none.
-  const transports = scaling === "direct" ? [] : await natsTransportsFor(scaling, a.nats, undefined, a["nats-creds"]);
-  const backend = await createBackend({
-    model, mtp: speculative !== undefined, scaling, transports, kvTokens: num(a["kv-cache-tokens"], "kv-cache-tokens", 16384, pos),
+  const kvTokens = num(a["kv-cache-tokens"], "kv-cache-tokens", 16384, pos);
+  const maxModelLen = a["max-model-len"] ? num(a["max-model-len"], "max-model-len", 0, pos) : undefined;
+  const drainMs = seconds("drain-timeout", 30);
+  const requestTimeoutMs = seconds("request-timeout", 0) || undefined;
+  const port = num(a.port, "port", 8000, (n) => Number.isInteger(n) && n >= 0);
+  let apiKeys: string[];
+  try {
+    apiKeys = parseApiKeys(a["api-key"], process.env.MOE_API_KEY);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const servedModelName = a["served-model-name"] ?? basename(model);
+
+  const tokenizer = await loadTokenizer(model);
+  const encoder = await TokenizerPool.start(model, num(a["tokenizer-workers"], "tokenizer-workers", 2, pos));
+  const config = loadModelConfig(`${model}/config.json`);
+  // until the engine exists: the limits it will have, as far as the files tell
+  const loading = new LoadingEngine({
+    id: servedModelName,
+    max_model_len: Math.min(maxModelLen ?? Infinity, config.max_position_embeddings, kvTokens),
+    vocab_size: config.vocab_size, eos_token_id: config.eos_ids[0]!, bos_token_id: config.bos_token_id ?? 0,
   });
-  const engine = new ModelEngine(backend, {
-    servedModelName: a["served-model-name"] ?? basename(model),
-    maxModelLen: a["max-model-len"] ? num(a["max-model-len"], "max-model-len", 0, pos) : undefined,
-    maxBatchTokens: a["max-num-batched-tokens"] ? num(a["max-num-batched-tokens"], "max-num-batched-tokens", 0, pos) : undefined,
-    maxRunning: a["max-num-seqs"] ? num(a["max-num-seqs"], "max-num-seqs", 0, pos) : undefined,
-    maxWaiting: num(a["max-waiting"], "max-waiting", 256, pos),
-    speculative,
-    log: (m) => console.error(`[engine] ${m}`),
+  const drain = new Drain();
+  const app = createApp({
+    engine: loading, tokenizer, encoder, servedModelName, apiKeys, metricsPublic: a["metrics-public"] ?? false, requestTimeoutMs, drain,
   });
-  const keys = (a["api-key"] ?? process.env.MOE_API_KEY ?? "").split(",").filter(Boolean);
-  const app = createApp({ engine, tokenizer, apiKeys: keys });
-  const server = serveApp(app, { hostname: a.host ?? "127.0.0.1", port: num(a.port, "port", 8000, (n) => Number.isInteger(n) && n >= 0) });
-  console.error(`moe-actors: serving ${engine.info.id} (${model}) on http://${server.hostname}:${server.port}/v1`);
-  const stop = async () => {
+  const server = serveApp(app, { hostname: a.host ?? "127.0.0.1", port });
+  console.error(`moe-actors: listening on http://${server.hostname}:${server.port}/v1; loading ${model}`);
+
+  let transports: Transports = [];
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`moe-actors: ${signal}: draining (${drain.active} in flight, up to ${drainMs / 1000} s)`);
+    const { cut } = await drain.drain(drainMs);
+    if (cut > 0) console.error(`moe-actors: drain timeout: ended ${cut} request(s)`);
     server.stop(true);
-    await engine.close();
+    await loading.close();
     await Promise.all(transports.map((t) => t.close()));
+    encoder.close();
     process.exit(0);
   };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+
+  try {
+    // Configs that place actors on node:NAME reach them over NATS (--nats or NATS_URL, with the
+    // credentials in the URL or --nats-creds FILE); others get none.
+    transports = scaling === "direct" ? [] : await natsTransportsFor(scaling, a.nats, undefined, a["nats-creds"]);
+    const backend = await createBackend({ model, mtp: speculative !== undefined, scaling, transports, kvTokens });
+    const engine = new ModelEngine(backend, {
+      servedModelName,
+      maxModelLen,
+      maxBatchTokens: a["max-num-batched-tokens"] ? num(a["max-num-batched-tokens"], "max-num-batched-tokens", 0, pos) : undefined,
+      maxRunning: a["max-num-seqs"] ? num(a["max-num-seqs"], "max-num-seqs", 0, pos) : undefined,
+      maxWaiting: num(a["max-waiting"], "max-waiting", 256, pos),
+      speculative,
+      log: (m) => console.error(`[engine] ${m}`),
+    });
+    loading.loaded(engine);
+    await engine.warmup?.();
+    console.error(`moe-actors: serving ${engine.info.id} (${model}) on http://${server.hostname}:${server.port}/v1`);
+  } catch (err) {
+    if (stopping) return new Promise(() => {}); // a signal came during the load: stop() exits
+    loading.failed((err as Error).message);
+    server.stop(true);
+    encoder.close();
+    await Promise.all(transports.map((t) => t.close().catch(() => {})));
+    throw err;
+  }
   await new Promise(() => {}); // serve until stopped
 }

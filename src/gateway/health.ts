@@ -11,7 +11,8 @@ export function healthRoutes(app: Hono<GatewayEnv>, engine: Engine, drain: Drain
   app.get("/health", (c) => {
     if (drain.draining) return c.json({ status: "draining", in_flight: drain.active }, 503);
     const h = engineHealth(engine);
-    return h.ready ? c.json({ status: "ok" }) : c.json({ status: "unavailable", reason: h.reason ?? "not ready" }, 503);
+    return h.ready ? c.json({ status: "ok", in_flight: drain.active })
+      : c.json({ status: "unavailable", reason: h.reason ?? "not ready" }, 503);
   });
 }
 

@@ -24,7 +24,7 @@ export interface GatewayDeps {
 
 /** The body as JSON. A body still arriving when the body deadline passes is a 408. */
 export async function readJson(c: Context<GatewayEnv>): Promise<unknown> {
-  const text = await beforeAbort(c.req.text(), c.get("bodyDeadline"), bodyTimeoutError);
+  const text = await beforeAbort(c.req.text(), c.get("bodyDeadline"), () => bodyTimeoutError(c.get("shutdown")));
   if (!text.trim()) throw ApiError.badRequest("The request body is empty; expected a JSON object.", null, "invalid_json");
   try {
     return JSON.parse(text);

@@ -109,8 +109,15 @@ describe("draining (item 7)", () => {
     const res = await post(h, "/v1/completions", { ...comp, max_tokens: 250, ignore_eos: true, stream: true });
     const stream = frames(res);
     await stream.next();
-    expect(drain.active).toBe(1);
-    expect(await drain.drain(20)).toEqual({ cut: 1 });
+    // and a request whose body never ends: the drain does not wait for it forever either
+    const stalledBody = new ReadableStream<Uint8Array>({ start(c) { c.enqueue(new TextEncoder().encode("{")); } });
+    const stalled = h.app.request("/v1/completions",
+      { method: "POST", headers: { "content-type": "application/json" }, body: stalledBody, duplex: "half" } as RequestInit);
+    await until(() => drain.active === 2);
+    expect(await drain.drain(20)).toEqual({ cut: 2 });
+    const cutBody = await stalled;
+    expect(cutBody.status).toBe(503);
+    expect(((await cutBody.json()) as any).error.code).toBe("shutting_down");
     const all = await stream.rest();
     expect(all.at(-1)).toBe("[DONE]");
     expect(JSON.parse(all.at(-2)!).error).toMatchObject({ type: "service_unavailable_error", code: "shutting_down" });

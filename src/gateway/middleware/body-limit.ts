@@ -6,8 +6,13 @@ import { bodyLimit as honoBodyLimit } from "hono/body-limit";
 import { ApiError } from "../errors.ts";
 import type { GatewayEnv } from "../env.ts";
 
-export const bodyTimeoutError = () =>
-  new ApiError(408, "The request body did not arrive in time.", "timeout_error", null, "body_timeout");
+/** Why a body stopped being awaited: a drain that gave up on it, or the body deadline. */
+export function bodyTimeoutError(shutdown: AbortSignal | undefined): ApiError {
+  if (shutdown?.aborted) {
+    return new ApiError(503, "The server shut down before the request body arrived.", "service_unavailable_error", null, "shutting_down");
+  }
+  return new ApiError(408, "The request body did not arrive in time.", "timeout_error", null, "body_timeout");
+}
 
 export function bodyLimit(maxBytes: number): MiddlewareHandler<GatewayEnv> {
   const limit = honoBodyLimit({
@@ -27,7 +32,7 @@ export function bodyLimit(maxBytes: number): MiddlewareHandler<GatewayEnv> {
     if (!deadline) return work;
     return new Promise<Response | void>((resolve, reject) => {
       const onAbort = () => {
-        if (!bodyRead) reject(bodyTimeoutError());
+        if (!bodyRead) reject(bodyTimeoutError(c.get("shutdown")));
       };
       if (deadline.aborted) onAbort();
       deadline.addEventListener("abort", onAbort, { once: true });

@@ -15,7 +15,7 @@ export function requestTimeout(timeoutMs: number | undefined, bodyTimeoutMs = DE
     const deadline = timeoutMs && timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : never;
     const shutdown = c.get("shutdown") ?? never;
     c.set("deadline", deadline);
-    c.set("bodyDeadline", bodyTimeoutMs > 0 ? AbortSignal.any([deadline, AbortSignal.timeout(bodyTimeoutMs)]) : deadline);
+    c.set("bodyDeadline", AbortSignal.any([deadline, shutdown, ...(bodyTimeoutMs > 0 ? [AbortSignal.timeout(bodyTimeoutMs)] : [])]));
     c.set("signal", AbortSignal.any([c.req.raw.signal, deadline, shutdown]));
     await next();
   };
