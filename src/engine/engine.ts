@@ -127,8 +127,9 @@ export class ModelEngine implements Engine {
 
   health(): EngineHealth {
     if (this.closed) return { ready: false, reason: "shutting down" };
-    if (this.exec.stepsDone === 0) return { ready: false, reason: "the model has not run a step yet (warming up)" };
-    return this.backend.health?.() ?? { ready: true };
+    const hosts = this.backend.health?.() ?? { ready: true };
+    if (!hosts.ready) return hosts;
+    return this.exec.stepsDone > 0 ? hosts : { ready: false, reason: "the model has not run a step yet (warming up)" };
   }
 
   /** One token after a one-token prompt: activates every actor kind on the way and leaves the
