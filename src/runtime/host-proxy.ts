@@ -4,29 +4,16 @@
 // held (so they can be re-activated on a fallback), fails or hands back for retry what was in
 // flight, restarts the host, and re-activates the actors that were active there once it is back.
 //
-//   PendingAsk; ProxyOwner { emit, onEvent, route, retry, lost }; HostProxy(location, transport,
-//     init, owner) { status, lost, ready, active, ask(p), tell(to, msg), reply(gen, frame),
+//   ProxyOwner { emit, onEvent, route, retry, lost, resend }; HostProxy(location, transport,
+//     init, owner) { status, lost, ready, active, info(), ask(p), tell(to, msg), reply(gen, frame),
 //     activate(name, restarted), kill(reason), stop(graceMs) }
 import { ActorError, type ErrorInfo, messageType } from "./actor.ts";
 import type { RuntimeEvent } from "./events.ts";
 import type { Frame, HostInit } from "./frames.ts";
+import type { PendingAsk } from "./pending-ask.ts";
 import type { HostOpener, Link } from "./transport.ts";
 
-/** An ask owned by the system: it may move between proxies (retry) until settled. */
-export interface PendingAsk {
-  to: string;
-  readonly msg: unknown;
-  readonly retry: boolean;
-  readonly timeoutMs: number;
-  /** performance.now() by which it must be settled (Infinity: never); kept across retries. */
-  readonly deadline: number;
-  attempts: number;
-  settled: boolean;
-  resolve(value: unknown): void;
-  reject(err: ActorError): void;
-  /** Set by the proxy holding it, so a timeout can drop it there. */
-  cancel?: () => void;
-}
+export type { PendingAsk };
 
 export interface ProxyOwner {
   emit(e: RuntimeEvent): void;
@@ -42,6 +29,16 @@ export interface ProxyOwner {
 }
 
 export type ProxyStatus = "starting" | "ready" | "down" | "broken" | "stopped";
+
+/** One location as /health and /v1/cluster show it. */
+export interface HostInfo {
+  location: string;
+  status: ProxyStatus;
+  /** Died or broken and not back yet: its actors run at their fallbacks meanwhile. */
+  lost: boolean;
+  /** Actors active there. */
+  actors: string[];
+}
 
 const MAX_BACKOFF_MS = 2000;
 
@@ -76,6 +73,10 @@ export class HostProxy {
     this.ready = new Promise((resolve, reject) => (this.settleReady = { resolve, reject }));
     this.ready.catch(() => {}); // observed by ActorSystem.start; unhandled here is not an error
     this.open([]);
+  }
+
+  info(): HostInfo {
+    return { location: this.location, status: this.status, lost: this.lost, actors: [...this.active].sort() };
   }
 
   ask(p: PendingAsk): void {

@@ -8,6 +8,7 @@ export { EventLog, type EventType, type RuntimeEvent, formatEvent } from "./even
 export { type PlacementRule, type PlacementSpec, Placement, schemeOf } from "./placement.ts";
 export { type Registry, type RegistryExport, type RegistryRef, defineRegistry, loadRegistry } from "./registry.ts";
 export { ActorSystem, type SystemOptions } from "./system.ts";
+export type { HostInfo, ProxyStatus } from "./host-proxy.ts";
 export { type Link, type Transport, InProcessTransport, defaultTransports } from "./transport.ts";
 export { type Endpoint, serveHost } from "./serve-host.ts";
 export type { Frame, HostInit } from "./frames.ts";

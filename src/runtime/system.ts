@@ -17,8 +17,9 @@ import { ActorError, type AskOptions, type Target, errorText, messageType, nameO
 import { EventLog, type RuntimeEvent } from "./events.ts";
 import type { HostInit } from "./frames.ts";
 import { askTimeout } from "./host.ts";
-import { HostProxy, type PendingAsk, type ProxyOwner, type ProxyStatus, stoppedError } from "./host-proxy.ts";
+import { type HostInfo, HostProxy, type ProxyOwner, stoppedError } from "./host-proxy.ts";
 import { Locator } from "./locator.ts";
+import { type PendingAsk, pendingAsk } from "./pending-ask.ts";
 import { Placement, type PlacementRule, schemeOf } from "./placement.ts";
 import { type RegistryRef, resolveRegistryRef } from "./registry.ts";
 import { type Transport, bindHost, defaultTransports } from "./transport.ts";
@@ -49,16 +50,6 @@ export interface SystemOptions {
 }
 
 const MAX_ATTEMPTS = 4;
-
-/** One location as /health and /v1/cluster show it. */
-export interface HostInfo {
-  location: string;
-  status: ProxyStatus;
-  /** Died or broken and not back yet: its actors run at their fallbacks meanwhile. */
-  lost: boolean;
-  /** Actors active there. */
-  actors: string[];
-}
 
 export class ActorSystem {
   readonly events: EventLog;
@@ -124,33 +115,9 @@ export class ActorSystem {
     const name = nameOf(to);
     if (this.stopping) return Promise.reject(stoppedError(name));
     const timeoutMs = opts?.timeoutMs ?? this.askTimeoutMs;
-    return new Promise<R>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | null = null;
-      const p: PendingAsk = {
-        to: name,
-        msg,
-        retry: opts?.retry ?? false,
-        timeoutMs,
-        deadline: performance.now() + timeoutMs,
-        attempts: 0,
-        settled: false,
-        resolve: (v) => settle(() => resolve(v as R)),
-        reject: (e) => settle(() => reject(e)),
-      };
-      const settle = (fn: () => void) => {
-        if (p.settled) return;
-        p.settled = true;
-        if (timer) clearTimeout(timer);
-        fn();
-      };
-      if (Number.isFinite(timeoutMs)) {
-        timer = setTimeout(() => {
-          p.cancel?.();
-          p.reject(this.timeoutError(p));
-        }, timeoutMs);
-      }
-      this.dispatch(p);
-    });
+    const { p, promise } = pendingAsk<R>(name, msg, { timeoutMs, retry: opts?.retry ?? false }, (x) => this.timeoutError(x));
+    this.dispatch(p);
+    return promise;
   }
 
   /** The location an actor is placed at. */
@@ -175,7 +142,7 @@ export class ActorSystem {
 
   /** Every host the system has started, with its status and the actors active there. */
   hosts(): HostInfo[] {
-    return [...this.proxies.values()].map((p) => ({ location: p.location, status: p.status, lost: p.lost, actors: [...p.active].sort() }));
+    return [...this.proxies.values()].map((p) => p.info());
   }
 
   locations(): string[] {
