@@ -74,6 +74,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
     console.error(`moe-actors: ${signal}: draining (${drain.active} in flight, up to ${drainMs / 1000} s)`);
     const { cut } = await drain.drain(drainMs);
     if (cut > 0) console.error(`moe-actors: drain timeout: ended ${cut} request(s)`);
+    // let the last answers reach their sockets before the connections are closed
+    await Promise.race([server.stop(false), Bun.sleep(2_000)]);
     server.stop(true);
     await loading.close();
     await Promise.all(transports.map((t) => t.close()));
