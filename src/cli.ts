@@ -3,7 +3,8 @@
 import { UsageError } from "./commands/args.ts";
 
 const USAGE = `usage: moe <command> [options]
-  serve       --model DIR --scaling FILE --host H --port P [--served-model-name NAME]
+  serve       --model DIR --scaling FILE --host H --port P [--served-model-name NAME] [--api-key K1,K2]
+              [--metrics-public] [--request-timeout S] [--drain-timeout S] (moe serve --help: every flag)
   generate    --model DIR (--ids 1,2,3 | --prompt TEXT | --chat TEXT) --max-tokens N [--temperature T --top-p P --top-k K --seed S] [--json]
   logits      --model DIR --ids 3,14,15 [--decode 9,2,6] [--mtp]
   perplexity  --model DIR --tokens FILE [--windows N] [--json]
