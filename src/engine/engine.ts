@@ -1,6 +1,7 @@
 // The engine: accepts requests as token ids, schedules them into steps on the model backend
 // (continuous batching), samples, and streams token events back. Runs on the gateway's thread
-// but only plans and waits: the model's work happens in the backend's actors.
+// but only plans and waits: the model's work happens in the backend's actors. Running a step
+// and living with its failures is the executor's (executor.ts).
 import type { ModelBackend } from "./backend.ts";
 import { StepExecutor } from "./executor.ts";
 import { Scheduler, type SchedulerLimits } from "./scheduler.ts";
@@ -13,7 +14,7 @@ import {
 export interface EngineOptions extends Partial<Omit<SchedulerLimits, "speculative" | "capacity">> {
   servedModelName?: string;
   maxModelLen?: number;
-  maxStepRetries?: number;
+  maxStepRetries?: number; // steps no host could run, per sequence, before it ends "unavailable"
   /** Speculative decoding with the model's MTP module: k draft tokens per step (the backend must
    * have been created with `mtp: true`; ignored for models without an MTP layer). A sequence whose
    * drafts keep being rejected pauses drafting (Sequence.draftTokens) unless `always`. */
