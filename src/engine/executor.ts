@@ -34,6 +34,8 @@ export class StepExecutor {
     } catch (e) {
       return this.failed(step, e as Error);
     }
+    if (results?.length !== step.work.length)
+      return this.failed(step, new Error(`the backend answered ${results?.length} results for ${step.work.length} sequences`));
     this.stepsDone++;
     const lost = results.filter((r) => r.stale).length;
     if (lost) this.o.log?.(`replica ${step.replica} lost the cache of ${lost} sequence(s): recomputing them`);
