@@ -26,6 +26,7 @@ export interface HostInit {
   readonly askTimeoutMs: number;
 }
 
+/** Every variant (and every HostInit field) has a schema below; the compiler checks that it does. */
 export type Frame =
   | { t: "init"; init: HostInit } // system -> host, first frame
   | { t: "ready"; ms: number } // host -> system: registry loaded
@@ -104,6 +105,13 @@ const toSystem = z.discriminatedUnion("t", [
   z.strictObject({ t: z.literal("ev"), event }),
   z.strictObject({ t: z.literal("stopped") }),
 ]);
+
+// A frame or an init field added above without a schema here fails to compile (instead of
+// every such frame being dropped at run time): the name of what is missing is the error.
+type Unchecked = Exclude<Frame["t"], z.infer<typeof toHost>["t"] | z.infer<typeof toSystem>["t"]>;
+type UncheckedInit = Exclude<keyof HostInit, keyof z.infer<typeof hostInit>>;
+const everyFrameChecked: [Unchecked, UncheckedInit] extends [never, never] ? true : [Unchecked, UncheckedInit] = true;
+void everyFrameChecked;
 
 /** Why a value is not a frame (a field no frame has, so a "fatal" frame is never mistaken for one). */
 export interface BadFrame {

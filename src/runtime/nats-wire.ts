@@ -28,7 +28,8 @@ const MAX_BLOB = 1 << 30;
 const nat = z.number().int().nonnegative();
 const blobRef = z.strictObject({ from: z.string().regex(/^[A-Za-z0-9]{1,64}$/), b: nat, n: nat.min(1).max(1 << 16), size: nat.max(MAX_BLOB) });
 const chunkReq = z.strictObject({ b: nat, i: nat });
-const heartbeat = z.strictObject({
+// Loose: a newer node may say more about itself; what this side reads is checked.
+const heartbeat = z.looseObject({
   node: z.string().min(1).max(256), inc: z.string().max(256), actors: z.array(z.string().max(512)).max(1 << 16), bye: z.boolean().optional(),
 });
 
