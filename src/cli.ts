@@ -9,7 +9,7 @@ const USAGE = `usage: moe <command> [options]
   logits      --model DIR --ids 3,14,15 [--decode 9,2,6] [--mtp]
   perplexity  --model DIR --tokens FILE [--windows N] [--json]
   make-model  --preset bench-m --format fp8|bf16 --out DIR [--seed S]
-  worker      --model DIR --scaling FILE --node NAME [--nats URL]
+  worker      --model DIR --scaling FILE --node NAME [--nats URL] [--nats-creds FILE]
 Every model command takes --scaling FILE (configs/scaling/*.yaml; "direct" runs without actors).`;
 
 const commands: Record<string, () => Promise<(argv: string[]) => Promise<void>>> = {
