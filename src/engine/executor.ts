@@ -39,7 +39,13 @@ export class StepExecutor {
     this.stepsDone++;
     const lost = results.filter((r) => r.stale).length;
     if (lost) this.o.log?.(`replica ${step.replica} lost the cache of ${lost} sequence(s): recomputing them`);
-    step.seqs.forEach((seq, i) => this.apply(seq, step.work[i], results[i], step.samples[i]));
+    step.seqs.forEach((seq, i) => {
+      try {
+        this.apply(seq, step.work[i], results[i], step.samples[i]);
+      } catch (e) {
+        this.end(seq, `internal error: ${(e as Error).message}`, "internal"); // its own, not its neighbours'
+      }
+    });
   }
 
   private apply(seq: Sequence, w: SeqWork, r: SeqResult, samples: boolean): void {
@@ -52,7 +58,8 @@ export class StepExecutor {
     if (p.prompt_logprobs && w.start < seq.promptLen) collectPromptLogprobs(seq, w.start, r.logprobs);
     seq.computed += w.tokens.length;
     if (seq.computed <= seq.promptLen) this.promptTotal += w.tokens.length;
-    if (!samples || !r.sampled) return;
+    if (!samples) return;
+    if (!r.sampled) return this.end(seq, "the step answered no token for this sequence", "internal"); // else it would wait forever
     if (seq.computed === seq.promptLen && p.prompt_logprobs) seq.events.push({ type: "prompt", logprobs: seq.promptLogprobs });
     if (!r.spec) return this.accept(seq, r.sampled.token, r.sampled.logprob, r.sampled.top);
     // Speculative: the accepted drafts are in the cache now; the token after them is pending.

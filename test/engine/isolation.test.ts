@@ -93,3 +93,24 @@ describe("one bad sequence does not fail its neighbours", () => {
     }
   }, 60_000);
 });
+
+describe("a malformed result ends its own sequence", () => {
+  test("a result without its sampled token: that sequence errors, the others go on", async () => {
+    class Dropping extends DirectBackend {
+      override async step(replica: number, work: SeqWork[]): Promise<SeqResult[]> {
+        const r = await super.step(replica, work);
+        return r.map((x) => (x.seq === "odd" && x.sampled ? { ...x, sampled: undefined } : x));
+      }
+    }
+    const engine = new ModelEngine(new Dropping(model, { pages: 64, pageSize: 16 }));
+    try {
+      const n = want[0].length;
+      const [a, odd, b] = await Promise.all([run(engine, "a", prompts[0], greedy(n)), run(engine, "odd", prompts[1], greedy(n)), run(engine, "b", prompts[1], greedy(n))]);
+      expect(a.ids).toEqual(want[0]);
+      expect(b.ids).toEqual(want[1]);
+      expect(odd.done.finish_reason).toBe("error");
+    } finally {
+      await engine.close();
+    }
+  }, 60_000);
+});
