@@ -9,6 +9,6 @@ export { type PlacementRule, type PlacementSpec, Placement, schemeOf } from "./p
 export { type Registry, type RegistryExport, type RegistryRef, defineRegistry, loadRegistry } from "./registry.ts";
 export { ActorSystem, type SystemOptions } from "./system.ts";
 export type { HostInfo, ProxyStatus } from "./host-proxy.ts";
-export { type Link, type Transport, InProcessTransport, defaultTransports } from "./transport.ts";
+export { type HostSpec, type Link, type Transport, InProcessTransport, defaultTransports } from "./transport.ts";
 export { type Endpoint, serveHost } from "./serve-host.ts";
 export type { Frame, HostInit } from "./frames.ts";
