@@ -12,7 +12,7 @@ import { type Msg, type NatsConnection, type Subscription, nuid } from "@nats-io
 import { ActorError, errorText } from "./actor.ts";
 import { encode } from "./codec.ts";
 import { type Frame, type HostInit, decodeFrame, isBad } from "./frames.ts";
-import { HEARTBEAT_MS, type Heartbeat } from "./nats-transport.ts";
+import { HEARTBEAT_MS, type Heartbeat, directSubject } from "./nats-transport.ts";
 import { Wire, subjects } from "./nats-wire.ts";
 import { type RegistryRef, resolveRegistryRef } from "./registry.ts";
 import type { Link } from "./transport.ts";
@@ -42,7 +42,7 @@ const FOREVER_MS = 3_600_000;
 export async function serveNode(o: NodeOptions): Promise<NodeServer> {
   const log = o.log ?? ((l: string) => console.error(`[node:${o.node}] ${l}`));
   const spec = { registry: resolveRegistryRef(o.registry) };
-  /** A frame off the bus that `side` may receive, or null (logged: never its payload). */
+  /** A frame off the bus that a host may receive, or null (logged: never its payload). */
   const check = async (m: Msg, what: string): Promise<Frame | null> => {
     let f;
     try {
@@ -186,6 +186,8 @@ export async function serveNode(o: NodeOptions): Promise<NodeServer> {
       queue: o.node,
       callback: (err, m) => void (err || onInit(m)),
     }),
+    // Actors the system relocated here while their own node is lost (see directSubject).
+    o.nc.subscribe(directSubject(subj.prefix, o.node), { queue: o.node, callback: (err, m) => void (err || onActorMsg(m)) }),
     o.nc.subscribe(subj.ctl(o.node), {
       callback: (err, m) => {
         if (err) return;
