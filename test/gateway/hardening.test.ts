@@ -1,6 +1,6 @@
 // Issue 13, gateway holes: tiny sampling values (item 4), and the smaller holes of item 11: internals
 // in error bodies, API key parsing, /metrics behind the key, JSON-only POSTs, slow bodies.
-import { afterEach, describe, expect, spyOn, test } from "bun:test";
+import { afterAll, afterEach, describe, expect, spyOn, test } from "bun:test";
 import { parseApiKeys } from "../../src/gateway/middleware/auth.ts";
 import { harness, MODEL, post, sseEvents } from "./helpers.ts";
 
@@ -36,6 +36,7 @@ describe("error bodies carry no internals (item 11)", () => {
   afterEach(() => {
     logged = [];
   });
+  afterAll(() => spy.mockRestore());
 
   const inLog = (needle: string) => logged.some((args) => args.some((a) => String(a instanceof Error ? a.message : a).includes(needle)));
 

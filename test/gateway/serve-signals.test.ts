@@ -83,9 +83,17 @@ test("SIGTERM mid-stream: draining 503s, the stream finishes, a stalled request 
   for (let r = await reader.read(); !r.done; r = await reader.read()) text += new TextDecoder().decode(r.value);
   const datas = text.split("\n\n").filter((b) => b.startsWith("data: ")).map((b) => b.slice(6));
   expect(datas.at(-1)).toBe("[DONE]");
-  expect(JSON.parse(datas.at(-2)!).choices[0].finish_reason).toBe("length");
+  const last = JSON.parse(datas.at(-2)!);
+  if (last.choices?.[0]?.finish_reason !== "length") throw new Error(`the stream did not finish: ${datas.at(-2)}\n${log.join("")}`);
 
   expect(await proc.exited).toBe(0);
   expect(stalled.join("")).toContain("503"); // cut at the drain timeout, with an answer
   expect(log.join("")).toContain("ended 1 request");
 }, 120_000);
+
+test("an empty MOE_API_KEY stops serve at startup instead of turning auth off", async () => {
+  const p = Bun.spawn([process.execPath, join(root, "src/cli.ts"), "serve", "--model", TINY, "--port", "0"],
+    { cwd: root, stdout: "ignore", stderr: "pipe", env: { ...process.env, MOE_API_KEY: "" } });
+  expect(await p.exited).toBe(2);
+  expect(await new Response(p.stderr as ReadableStream).text()).toContain("MOE_API_KEY is set but holds no key");
+}, 60_000);
