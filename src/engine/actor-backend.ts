@@ -91,9 +91,7 @@ export class ActorBackend implements ModelBackend {
 
   /** Not ready while any actor the model needs has no live host to run on. */
   health(): EngineHealth {
-    const system = this.system as ActorSystem & { isReachable?(target: string): boolean };
-    if (typeof system.isReachable !== "function") return { ready: true };
-    const down = this.targets.filter((t) => !system.isReachable!(t));
+    const down = this.targets.filter((t) => !this.system.isReachable(t));
     return down.length ? { ready: false, reason: `no live host for ${down.join(", ")}` } : { ready: true };
   }
 
