@@ -57,16 +57,22 @@ static void absorbed_items(void *p, int64_t i0, int64_t i1) {
 int moe_mla_attend(float *o_lat, const float *q_lat, const float *q, const float *kv_cache,
                    const float *pe_cache, const int32_t *block_tables, int64_t max_blocks,
                    const int32_t *cu_q, const int32_t *ctx_len, int64_t S, int64_t H, int64_t C,
-                   int64_t dn, int64_t dr, int64_t page_size, float softmax_scale, void *stream) {
+                   int64_t dn, int64_t dr, int64_t page_size, int64_t n_slots,
+                   float softmax_scale, void *stream) {
   (void)stream;
   CHECK_PTR(o_lat); CHECK_PTR(q_lat); CHECK_PTR(q); CHECK_PTR(kv_cache); CHECK_PTR(pe_cache);
   CHECK_PTR(block_tables); CHECK_PTR(cu_q); CHECK_PTR(ctx_len); CHECK_POS(page_size);
-  CHECK_NONNEG(S); CHECK_POS(H); CHECK_POS(C); CHECK_NONNEG(dn); CHECK_NONNEG(dr);
+  CHECK_NONNEG(S); CHECK_POS(H); CHECK_POS(C); CHECK_NONNEG(dn); CHECK_NONNEG(dr); CHECK_NONNEG(n_slots);
   CHECK(cu_q[0] == 0, "moe_mla_attend: cu_q[0] must be 0");
   for (int64_t s = 0; s < S; s++) {
     int64_t n = cu_q[s + 1] - cu_q[s];
     CHECK(n >= 0 && n <= ctx_len[s], "moe_mla_attend: sequence %lld has %lld queries but %d cached positions", (long long)s, (long long)n, ctx_len[s]);
     CHECK(ctx_len[s] <= max_blocks * page_size, "moe_mla_attend: sequence %lld overflows its block table", (long long)s);
+    /* The pages its queries read: every cached position up to the last query's. */
+    for (int64_t b = 0; n > 0 && b * page_size < ctx_len[s]; b++) {
+      int64_t page = block_tables[s * max_blocks + b];
+      CHECK(moe_page_ok(page, page_size, n_slots), MOE_MSG_KV_PAGE, __func__, (long long)page, (long long)(n_slots / page_size));
+    }
   }
   int64_t T = cu_q[S];
   if (T == 0) return MOE_OK;

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "../include/moe_kernels.h"
+#include "../include/moe_checks.h"
 
 /* Records a formatted message for moe_last_error() and returns the status. */
 int moe_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -5,11 +5,14 @@
 
 int moe_kv_write(float *kv_cache, float *pe_cache, const float *latent, int64_t ld_latent,
                  const float *pe, int64_t ld_pe, const int32_t *slots, int64_t T, int64_t C,
-                 int64_t dr, void *stream) {
+                 int64_t dr, int64_t n_slots, void *stream) {
   (void)stream;
   CHECK_PTR(kv_cache); CHECK_PTR(pe_cache); CHECK_PTR(latent); CHECK_PTR(pe); CHECK_PTR(slots);
+  CHECK_NONNEG(T); CHECK_NONNEG(n_slots);
+  /* Every slot first: a refused call writes nothing. */
+  for (int64_t t = 0; t < T; t++)
+    CHECK(moe_slot_ok(slots[t], n_slots), MOE_MSG_KV_SLOT, __func__, (long long)slots[t], (long long)n_slots);
   for (int64_t t = 0; t < T; t++) {
-    CHECK(slots[t] >= 0, "moe_kv_write: negative slot %d", slots[t]);
     memcpy(kv_cache + (int64_t)slots[t] * C, latent + t * ld_latent, (size_t)C * 4);
     memcpy(pe_cache + (int64_t)slots[t] * dr, pe + t * ld_pe, (size_t)dr * 4);
   }
@@ -18,10 +21,12 @@ int moe_kv_write(float *kv_cache, float *pe_cache, const float *latent, int64_t 
 
 int moe_kv_gather(float *latent, float *pe, const float *kv_cache, const float *pe_cache,
                   const int32_t *block_table, int64_t L, int64_t C, int64_t dr,
-                  int64_t page_size, void *stream) {
+                  int64_t page_size, int64_t n_slots, void *stream) {
   (void)stream;
   CHECK_PTR(latent); CHECK_PTR(pe); CHECK_PTR(kv_cache); CHECK_PTR(pe_cache); CHECK_PTR(block_table);
-  CHECK_POS(page_size);
+  CHECK_POS(page_size); CHECK_NONNEG(L); CHECK_NONNEG(n_slots);
+  for (int64_t b = 0; b * page_size < L; b++)
+    CHECK(moe_page_ok(block_table[b], page_size, n_slots), MOE_MSG_KV_PAGE, __func__, (long long)block_table[b], (long long)(n_slots / page_size));
   for (int64_t p = 0; p < L; p++) {
     int64_t slot = (int64_t)block_table[p / page_size] * page_size + p % page_size;
     memcpy(latent + p * C, kv_cache + slot * C, (size_t)C * 4);

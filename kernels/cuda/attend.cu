@@ -67,25 +67,38 @@ __global__ __launch_bounds__(ATT_THREADS) void attend_kernel(float *o_lat, const
                                                            const float *kv_cache, const float *pe_cache,
                                                            const int32_t *block_tables, int64_t max_blocks,
                                                            const int32_t *rows, int64_t H, int64_t C, int64_t dn,
-                                                           int64_t dr, int64_t page_size, float scale) {
+                                                           int64_t dr, int64_t page_size, int64_t n_slots,
+                                                           float scale, int *err) {
   MOE_DYN_SMEM(smem);
+  __shared__ int bad_page;
   float *qs = (float *)smem, *acc = qs + C + dr;
   const int64_t t = rows[3 * blockIdx.x], s = rows[3 * blockIdx.x + 1], pos = rows[3 * blockIdx.x + 2];
   const int64_t h = blockIdx.y;
   const float *ql = q_lat + (t * H + h) * C, *qp = q + (t * H + h) * (dn + dr) + dn;
+  if (threadIdx.x == 0) { /* the pages this query reads must lie in the cache (moe_checks.h) */
+    bad_page = 0;
+    for (int64_t b = 0; b <= pos / page_size && !bad_page; b++) {
+      const int64_t page = block_tables[s * max_blocks + b];
+      if (!moe_page_ok(page, page_size, n_slots)) {
+        bad_page = 1;
+        dev_raise(err, MOE_EINVAL, DEV_ERR_KV_PAGE_ATTEND, (int)page, (int)(n_slots / page_size));
+      }
+    }
+  }
   for (int64_t i = threadIdx.x; i < C; i += blockDim.x) qs[i] = ql[i];
   for (int64_t i = threadIdx.x; i < dr; i += blockDim.x) qs[C + i] = qp[i];
   __syncthreads();
+  if (bad_page) return; /* every thread sees the flag after the barrier: the block leaves together */
   PagedKeys K = {kv_cache, pe_cache, block_tables + s * max_blocks, page_size, C, dr};
   attend_one(K, pos, qs, C, qs + C, dr, acc, C, scale, o_lat + (t * H + h) * C);
 }
 
 int moe_mla_attend(float *o_lat, const float *q_lat, const float *q, const float *kv_cache, const float *pe_cache,
                    const int32_t *block_tables, int64_t max_blocks, const int32_t *cu_q, const int32_t *ctx_len,
-                   int64_t S, int64_t H, int64_t C, int64_t dn, int64_t dr, int64_t page_size, float softmax_scale,
-                   void *stream) {
+                   int64_t S, int64_t H, int64_t C, int64_t dn, int64_t dr, int64_t page_size, int64_t n_slots,
+                   float softmax_scale, void *stream) {
   CHECK_PTR(o_lat); CHECK_PTR(q_lat); CHECK_PTR(q); CHECK_PTR(kv_cache); CHECK_PTR(pe_cache);
-  CHECK_PTR(block_tables); CHECK_PTR(cu_q); CHECK_PTR(ctx_len); CHECK_POS(page_size);
+  CHECK_PTR(block_tables); CHECK_PTR(cu_q); CHECK_PTR(ctx_len); CHECK_POS(page_size); CHECK_NONNEG(n_slots);
   std::vector<int32_t> rows;
   for (int64_t s = 0; s < S; s++) {
     int64_t n = cu_q[s + 1] - cu_q[s];
@@ -101,7 +114,8 @@ int moe_mla_attend(float *o_lat, const float *q_lat, const float *q, const float
   int st = moe_tmp_upload(&drows, rows.data(), rows.size() * sizeof(int32_t), stream, __func__);
   if (st) return st;
   MOE_LAUNCH(dim3((unsigned)(rows.size() / 3), (unsigned)H), ATT_THREADS, smem, stream, attend_kernel)(
-      o_lat, q_lat, q, kv_cache, pe_cache, block_tables, max_blocks, (const int32_t *)drows, H, C, dn, dr, page_size, softmax_scale);
+      o_lat, q_lat, q, kv_cache, pe_cache, block_tables, max_blocks, (const int32_t *)drows, H, C, dn, dr, page_size, n_slots,
+      softmax_scale, moe_dev_err());
   st = moe_launched(__func__);
   moe_tmp_free(drows, stream);
   return st;

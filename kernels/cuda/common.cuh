@@ -10,7 +10,8 @@
  *   pointers), and moe_mla_attend's cu_q and ctx_len. Reading them from the device would force a
  *   synchronisation in the middle of every MoE layer; the router and the scheduler build them
  *   on the host anyway. The kernel copies what it needs with the launch.
- * - Checks that need device data (an embedding id out of range, a negative KV slot) are made by
+ * - Checks that need device data (an embedding id out of range, a KV slot or page outside the
+ *   cache, moe_checks.h) are made by
  *   the kernel and reported by the next moe_sync, with the CPU backend's status and message. */
 #ifndef MOE_GPU_COMMON_CUH
 #define MOE_GPU_COMMON_CUH
@@ -18,6 +19,7 @@
 #include <stdint.h>
 #include "portability.h"
 #include "../include/moe_kernels.h"
+#include "../include/moe_checks.h"
 
 int moe_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -37,7 +39,7 @@ void moe_tmp_free(void *p, void *stream);
 int moe_tmp_upload(void **dev, const void *host, size_t bytes, void *stream, const char *fn);
 
 /* The device-side error word: [code, what, a, b]; NULL when it could not be allocated. */
-enum { DEV_ERR_EMBED_RANGE = 1, DEV_ERR_KV_SLOT = 2 };
+enum { DEV_ERR_EMBED_RANGE = 1, DEV_ERR_KV_SLOT = 2, DEV_ERR_KV_PAGE_GATHER = 3, DEV_ERR_KV_PAGE_ATTEND = 4 };
 int *moe_dev_err(void);
 
 /* Plain stores, not atomics: atomics on mapped host memory are not portable across platforms.

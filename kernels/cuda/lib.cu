@@ -145,7 +145,9 @@ static int take_dev_error(void) {
   w[0] = 0;
   if (what == DEV_ERR_EMBED_RANGE)
     return moe_fail(status, "moe_embed: token id %d outside the vocabulary [0, %lld)", a, (long long)b);
-  if (what == DEV_ERR_KV_SLOT) return moe_fail(status, "moe_kv_write: negative slot %d", a);
+  if (what == DEV_ERR_KV_SLOT) return moe_fail(status, MOE_MSG_KV_SLOT, "moe_kv_write", (long long)a, (long long)b);
+  if (what == DEV_ERR_KV_PAGE_GATHER) return moe_fail(status, MOE_MSG_KV_PAGE, "moe_kv_gather", (long long)a, (long long)b);
+  if (what == DEV_ERR_KV_PAGE_ATTEND) return moe_fail(status, MOE_MSG_KV_PAGE, "moe_mla_attend", (long long)a, (long long)b);
   return moe_fail(status, "moe_sync: a kernel reported error %d", what);
 }
 

@@ -4,10 +4,11 @@
 #include "gemm.cuh"
 
 __global__ void kv_write_kernel(float *kv_cache, float *pe_cache, const float *latent, int64_t ld_latent,
-                                const float *pe, int64_t ld_pe, const int32_t *slots, int64_t C, int64_t dr, int *err) {
+                                const float *pe, int64_t ld_pe, const int32_t *slots, int64_t C, int64_t dr,
+                                int64_t n_slots, int *err) {
   const int64_t t = blockIdx.x, slot = slots[t];
-  if (slot < 0) { /* the CPU refuses the call; here the row is skipped and moe_sync reports it */
-    if (threadIdx.x == 0) dev_raise(err, MOE_EINVAL, DEV_ERR_KV_SLOT, (int)slot, 0);
+  if (!moe_slot_ok(slot, n_slots)) { /* the CPU refuses the call; here the row is skipped and moe_sync reports it */
+    if (threadIdx.x == 0) dev_raise(err, MOE_EINVAL, DEV_ERR_KV_SLOT, (int)slot, (int)n_slots);
     return;
   }
   for (int64_t i = threadIdx.x; i < C; i += blockDim.x) kv_cache[slot * C + i] = latent[t * ld_latent + i];
@@ -15,26 +16,33 @@ __global__ void kv_write_kernel(float *kv_cache, float *pe_cache, const float *l
 }
 
 int moe_kv_write(float *kv_cache, float *pe_cache, const float *latent, int64_t ld_latent, const float *pe,
-                 int64_t ld_pe, const int32_t *slots, int64_t T, int64_t C, int64_t dr, void *stream) {
+                 int64_t ld_pe, const int32_t *slots, int64_t T, int64_t C, int64_t dr, int64_t n_slots, void *stream) {
   CHECK_PTR(kv_cache); CHECK_PTR(pe_cache); CHECK_PTR(latent); CHECK_PTR(pe); CHECK_PTR(slots);
-  if (T <= 0) return MOE_OK;
-  MOE_LAUNCH(dim3((unsigned)T), 128, 0, stream, kv_write_kernel)(kv_cache, pe_cache, latent, ld_latent, pe, ld_pe, slots, C, dr, moe_dev_err());
+  CHECK_NONNEG(T); CHECK_NONNEG(n_slots);
+  if (T == 0) return MOE_OK;
+  MOE_LAUNCH(dim3((unsigned)T), 128, 0, stream, kv_write_kernel)(kv_cache, pe_cache, latent, ld_latent, pe, ld_pe, slots, C, dr, n_slots, moe_dev_err());
   return moe_launched(__func__);
 }
 
 __global__ void kv_gather_kernel(float *latent, float *pe, const float *kv_cache, const float *pe_cache,
-                                 const int32_t *block_table, int64_t C, int64_t dr, int64_t page_size) {
-  const int64_t p = blockIdx.x, slot = (int64_t)block_table[p / page_size] * page_size + p % page_size;
+                                 const int32_t *block_table, int64_t C, int64_t dr, int64_t page_size,
+                                 int64_t n_slots, int *err) {
+  const int64_t p = blockIdx.x, page = block_table[p / page_size];
+  if (!moe_page_ok(page, page_size, n_slots)) { /* reported by moe_sync, as moe_kv_write's slots */
+    if (threadIdx.x == 0) dev_raise(err, MOE_EINVAL, DEV_ERR_KV_PAGE_GATHER, (int)page, (int)(n_slots / page_size));
+    return;
+  }
+  const int64_t slot = page * page_size + p % page_size;
   for (int64_t i = threadIdx.x; i < C; i += blockDim.x) latent[p * C + i] = kv_cache[slot * C + i];
   for (int64_t i = threadIdx.x; i < dr; i += blockDim.x) pe[p * dr + i] = pe_cache[slot * dr + i];
 }
 
 int moe_kv_gather(float *latent, float *pe, const float *kv_cache, const float *pe_cache, const int32_t *block_table,
-                  int64_t L, int64_t C, int64_t dr, int64_t page_size, void *stream) {
+                  int64_t L, int64_t C, int64_t dr, int64_t page_size, int64_t n_slots, void *stream) {
   CHECK_PTR(latent); CHECK_PTR(pe); CHECK_PTR(kv_cache); CHECK_PTR(pe_cache); CHECK_PTR(block_table);
-  CHECK_POS(page_size);
-  if (L <= 0) return MOE_OK;
-  MOE_LAUNCH(dim3((unsigned)L), 128, 0, stream, kv_gather_kernel)(latent, pe, kv_cache, pe_cache, block_table, C, dr, page_size);
+  CHECK_POS(page_size); CHECK_NONNEG(L); CHECK_NONNEG(n_slots);
+  if (L == 0) return MOE_OK;
+  MOE_LAUNCH(dim3((unsigned)L), 128, 0, stream, kv_gather_kernel)(latent, pe, kv_cache, pe_cache, block_table, C, dr, page_size, n_slots, moe_dev_err());
   return moe_launched(__func__);
 }
 

@@ -4,7 +4,7 @@
 // kernels/cuda/common.cuh for which kernel arguments are device and which are host memory.
 import { type Pointer, dlopen } from "bun:ffi";
 import { existsSync } from "node:fs";
-import { type Backend, type KernelSymbols, SYMBOLS, libraryPath } from "./ffi.ts";
+import { ABI_VERSION, type Backend, type KernelSymbols, SYMBOLS, libraryPath } from "./ffi.ts";
 
 export class DeviceError extends Error {
   constructor(message: string) {
@@ -48,6 +48,9 @@ export class Device {
     let s = libs.get(path);
     if (!s) {
       s = dlopen(path, SYMBOLS).symbols;
+      const version = s.moe_abi_version();
+      if (version !== ABI_VERSION) // built from an older header: it would misread our arguments
+        throw new DeviceError(`${backend}: kernel library ${path} has ABI ${version}, this code needs ${ABI_VERSION}; rebuild it with \`npm run build:kernels\``);
       libs.set(path, s);
     }
     const count = new Int32Array(1);

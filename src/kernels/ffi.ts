@@ -5,6 +5,9 @@ import { join } from "node:path";
 
 const ptr = FFIType.ptr, i32 = FFIType.i32, i64 = FFIType.i64_fast, f32 = FFIType.f32, cstring = FFIType.cstring;
 
+/** MOE_ABI_VERSION of kernels/include/moe_kernels.h that SYMBOLS describes. */
+export const ABI_VERSION = 2;
+
 export const SYMBOLS = {
   moe_last_error: { args: [], returns: cstring },
   moe_abi_version: { args: [], returns: i32 },
@@ -29,11 +32,11 @@ export const SYMBOLS = {
   moe_add: { args: [ptr, i64, ptr, i64, f32, i64, i64, ptr], returns: i32 },
   moe_gate: { args: [ptr, ptr, ptr, i64, ptr, i32, ptr, i64, i64, i64, i64, i64, i64, i32, i32, f32, ptr], returns: i32 },
   moe_experts: { args: [ptr, i64, ptr, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i32, i64, i64, i64, ptr, ptr], returns: i32 },
-  moe_kv_write: { args: [ptr, ptr, ptr, i64, ptr, i64, ptr, i64, i64, i64, ptr], returns: i32 },
-  moe_kv_gather: { args: [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ptr], returns: i32 },
+  moe_kv_write: { args: [ptr, ptr, ptr, i64, ptr, i64, ptr, i64, i64, i64, i64, ptr], returns: i32 },
+  moe_kv_gather: { args: [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, ptr], returns: i32 },
   moe_mla_absorb_q: { args: [ptr, ptr, ptr, ptr, i32, i64, i64, i64, i64, i64, i64, ptr], returns: i32 },
   moe_mla_absorb_out: { args: [ptr, ptr, ptr, ptr, i32, i64, i64, i64, i64, i64, ptr], returns: i32 },
-  moe_mla_attend: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, i64, i64, i64, i64, i64, i64, f32, ptr], returns: i32 },
+  moe_mla_attend: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, i64, i64, i64, i64, i64, i64, i64, f32, ptr], returns: i32 },
   moe_mla_attend_naive: { args: [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, i64, f32, ptr], returns: i32 },
   moe_argmax: { args: [ptr, ptr, i64, i64, ptr], returns: i32 },
   moe_log_softmax: { args: [ptr, ptr, i64, i64, ptr], returns: i32 },
@@ -50,7 +53,14 @@ export function openLibrary(backend: Backend) {
   const path = libraryPath(backend);
   if (!existsSync(path))
     throw new Error(`kernel library ${path} is missing: run \`npm run build:kernels\`${backend === "cpu" ? "" : ` on a machine with the ${backend} toolchain`}`);
-  return dlopen(path, SYMBOLS);
+  const lib = dlopen(path, SYMBOLS);
+  // A library built from an older header takes other arguments: calling it would misread them.
+  const version = lib.symbols.moe_abi_version();
+  if (version !== ABI_VERSION) {
+    lib.close();
+    throw new Error(`kernel library ${path} has ABI ${version}, this code needs ${ABI_VERSION}: run \`npm run build:kernels\``);
+  }
+  return lib;
 }
 
 export type KernelSymbols = ReturnType<typeof openLibrary>["symbols"];

@@ -63,6 +63,12 @@ function cols(w: Weight): number {
   return w.shape[w.shape.length - 1];
 }
 
+/** Rows of a paged latent cache (n_pages * page_size), from the arrays themselves: the kernels
+ * refuse any slot or page outside it instead of writing past the cache. */
+export function cacheSlots(kv: { length: number }, pe: { length: number }, C: number, dr: number): number {
+  return Math.min(Math.floor(kv.length / C), dr > 0 ? Math.floor(pe.length / dr) : Number.MAX_SAFE_INTEGER);
+}
+
 export function createKernels(backend: Backend = "cpu"): Kernels {
   const lib = openLibrary(backend);
   const s: KernelSymbols = lib.symbols;
@@ -128,10 +134,10 @@ export function createKernels(backend: Backend = "cpu"): Kernels {
       void T;
     },
     kvWrite(kv, pe, latent, ldLatent, peIn, ldPe, slots, T, C, dr) {
-      check("moe_kv_write", s.moe_kv_write(kv, pe, latent, ldLatent, peIn, ldPe, slots, T, C, dr, null));
+      check("moe_kv_write", s.moe_kv_write(kv, pe, latent, ldLatent, peIn, ldPe, slots, T, C, dr, cacheSlots(kv, pe, C, dr), null));
     },
     kvGather(latent, pe, kv, peCache, bt, L, C, dr, pageSize) {
-      check("moe_kv_gather", s.moe_kv_gather(latent, pe, kv, peCache, bt, L, C, dr, pageSize, null));
+      check("moe_kv_gather", s.moe_kv_gather(latent, pe, kv, peCache, bt, L, C, dr, pageSize, cacheSlots(kv, peCache, C, dr), null));
     },
     mlaAbsorbQ(qLat, q, w, T, m) {
       check("moe_mla_absorb_q", s.moe_mla_absorb_q(qLat, q, w.data, w.scale, w.dtype, T, m.H, m.dn, m.dr, m.dv, m.C, null));
@@ -141,7 +147,7 @@ export function createKernels(backend: Backend = "cpu"): Kernels {
     },
     mlaAttend(oLat, qLat, q, kv, pe, b, m, scale) {
       check("moe_mla_attend", s.moe_mla_attend(oLat, qLat, q, kv, pe, b.blockTables, b.maxBlocks, b.cuQ, b.ctxLen, b.S,
-        m.H, m.C, m.dn, m.dr, b.pageSize, scale, null));
+        m.H, m.C, m.dn, m.dr, b.pageSize, cacheSlots(kv, pe, m.C, m.dr), scale, null));
     },
     mlaAttendNaive(out, q, kv, kPe, T, L, qPos0, m, scale) {
       check("moe_mla_attend_naive", s.moe_mla_attend_naive(out, q, kv, kPe, T, L, qPos0, m.H, m.dn, m.dr, m.dv, scale, null));

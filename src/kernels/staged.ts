@@ -5,7 +5,7 @@
 import type { Pointer } from "bun:ffi";
 import type { Weight } from "../checkpoint/checkpoint.ts";
 import type { Device, DeviceBuffer } from "./device.ts";
-import { type ExpertWeights, KernelError, type Kernels } from "./kernels.ts";
+import { type ExpertWeights, KernelError, type Kernels, cacheSlots } from "./kernels.ts";
 
 type View = Float32Array | Int32Array | Uint8Array;
 
@@ -79,10 +79,10 @@ export function stagedKernels(device: Device): Kernels {
         table((e) => e.w2.data), table((e) => e.w2.scale), dtype, experts.length, D, I, null, null));
     },
     kvWrite(kv, pe, latent, ldLatent, peIn, ldPe, slots, T, C, dr) {
-      call("moe_kv_write", (io) => s.moe_kv_write(io(kv, true), io(pe, true), io(latent), ldLatent, io(peIn), ldPe, io(slots), T, C, dr, null));
+      call("moe_kv_write", (io) => s.moe_kv_write(io(kv, true), io(pe, true), io(latent), ldLatent, io(peIn), ldPe, io(slots), T, C, dr, cacheSlots(kv, pe, C, dr), null));
     },
     kvGather(latent, pe, kv, peCache, bt, L, C, dr, pageSize) {
-      call("moe_kv_gather", (io) => s.moe_kv_gather(io(latent, true), io(pe, true), io(kv), io(peCache), io(bt), L, C, dr, pageSize, null));
+      call("moe_kv_gather", (io) => s.moe_kv_gather(io(latent, true), io(pe, true), io(kv), io(peCache), io(bt), L, C, dr, pageSize, cacheSlots(kv, peCache, C, dr), null));
     },
     mlaAbsorbQ(qLat, q, wt, T, m) {
       call("moe_mla_absorb_q", (io) => s.moe_mla_absorb_q(io(qLat, true), io(q), w(wt.data), w(wt.scale), wt.dtype, T, m.H, m.dn, m.dr, m.dv, m.C, null));
@@ -93,7 +93,7 @@ export function stagedKernels(device: Device): Kernels {
     mlaAttend(oLat, qLat, q, kv, pe, b, m, scale) {
       // cu_q and ctx_len are host arrays in the device ABI (kernels/cuda/common.cuh).
       call("moe_mla_attend", (io) => s.moe_mla_attend(io(oLat, true), io(qLat), io(q), io(kv), io(pe), io(b.blockTables), b.maxBlocks,
-        b.cuQ, b.ctxLen, b.S, m.H, m.C, m.dn, m.dr, b.pageSize, scale, null));
+        b.cuQ, b.ctxLen, b.S, m.H, m.C, m.dn, m.dr, b.pageSize, cacheSlots(kv, pe, m.C, m.dr), scale, null));
     },
     mlaAttendNaive(out, q, kv, kPe, T, L, qPos0, m, scale) {
       call("moe_mla_attend_naive", (io) => s.moe_mla_attend_naive(io(out, true), io(q), io(kv), io(kPe), T, L, qPos0, m.H, m.dn, m.dr, m.dv, scale, null));
