@@ -16,7 +16,7 @@
 //   NatsTransport.connect({url, system?, localNode?, ...}) -> NatsTransport { scheme "node",
 //     open(location), directory(), close() }
 import { type Msg, type NatsConnection, type Subscription, errors } from "@nats-io/transport-node";
-import { ActorError, errorText } from "./actor.ts";
+import { ActorError, errorText, parseId } from "./actor.ts";
 import { encode } from "./codec.ts";
 import { type Frame, decodeFrame, isBad } from "./frames.ts";
 import { natsConnect } from "./nats-connect.ts";
@@ -53,6 +53,14 @@ export interface Heartbeat {
 }
 
 export const HEARTBEAT_MS = 300;
+
+/**
+ * A node's own request subject: asks for actors it does not host by placement, i.e. actors the
+ * system re-activated there while their host was lost (a fallback). Nobody else subscribes to it.
+ */
+export function directSubject(prefix: string, node: string): string {
+  return `${prefix}.node.${node.replace(/[^A-Za-z0-9_-]/g, "_")}.req`;
+}
 const HANDSHAKE_RETRY_MS = 250;
 // Short, and repeated: a request sent while the client reconnects can be lost without an error.
 // A host that takes longer to start answers a later repeat (the node queues them).
@@ -152,9 +160,10 @@ class NodeLink implements Link {
     switch (f.t) {
       case "init":
         return void this.handshake(f);
-      case "req":
-        if (f.id === 0) return wire.publish(subj.actor(f.to), encode(f));
-        wire.request(subj.actor(f.to), encode(f), (f.timeoutMs ?? FOREVER_MS) + 1000).then(
+      case "req": {
+        const to = this.subjectOf(f.to);
+        if (f.id === 0) return wire.publish(to, encode(f));
+        wire.request(to, encode(f), (f.timeoutMs ?? FOREVER_MS) + 1000).then(
           (bytes) => {
             const r = decodeFrame(bytes, "system");
             if (this.state !== "open") return;
@@ -168,6 +177,7 @@ class NodeLink implements Link {
           (err) => this.requestFailed(f, err),
         );
         return;
+      }
       case "rep": {
         const msg = this.asks.get(f.id);
         this.asks.delete(f.id);
@@ -212,6 +222,14 @@ class NodeLink implements Link {
     this.up.unsubscribe();
     this.asks.clear();
     this.forget();
+  }
+
+  /** An actor placed on this node: its queue-group subject; one relocated here: the node's own. */
+  private subjectOf(name: string): string {
+    const served = this.t.node(this.node)?.actors;
+    const id = parseId(name);
+    if (!served || served.includes(`${id.kind}/${id.key}`)) return this.t.subj.actor(name);
+    return directSubject(this.t.subj.prefix, this.node);
   }
 
   /** Ask until a node answers: it may not have started yet, or be restarting. */
