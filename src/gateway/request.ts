@@ -2,6 +2,7 @@
 // check the context length, and turn OpenAI fields into the engine's SamplingParams.
 import type { Context } from "hono";
 import type { Engine, ModelInfo, SamplingParams } from "../engine/types.ts";
+import { fewestTokens } from "../tokenizer/bound.ts";
 import type { PromptEncoder, PromptSource } from "../tokenizer/prompt.ts";
 import type { TextCodec } from "./codec.ts";
 import type { GatewayEnv } from "./env.ts";
@@ -47,7 +48,9 @@ function beforeAbort<T>(work: Promise<T>, signal: AbortSignal | undefined, error
  * long) is a 400 before it is ever tokenized. */
 export async function encodePrompt(deps: GatewayDeps, source: PromptSource, param: string): Promise<number[]> {
   const ctx = deps.info.max_model_len;
-  const r = await deps.encoder.encode({ ...source, limit: ctx });
+  // a plain text that cannot fit is refused here, without even a copy to a tokenizer worker
+  const atLeast = source.kind === "text" ? fewestTokens(source.text, deps.codec.maxTokenBytes ?? Infinity) : 0;
+  const r = atLeast >= ctx ? { ok: false as const, reason: "too_long" as const, atLeast } : await deps.encoder.encode({ ...source, limit: ctx });
   if (r.ok) return r.ids;
   if (r.reason === "template") {
     throw ApiError.badRequest(`The chat template could not render these messages: ${r.message}`, param);
