@@ -84,14 +84,14 @@ describe("cli", () => {
 
   test("a slow reader on a pipe gets the whole output (issue 13 item 9)", async () => {
     // Bun.spawn drains its pipes eagerly, so the slow reader is a shell on a named pipe: it opens
-    // the pipe, then reads nothing until the CLI has exited or 3 s have passed. A CLI that exits
-    // with output still queued behind the 64 KiB pipe buffer loses it; one that waits does not.
+    // the pipe, then reads nothing until the CLI has exited (gone or a zombie) or ~3 s have
+    // passed. A CLI that exits with output still queued behind the 64 KiB pipe buffer loses it.
     const dir = mkdtempSync(join(tmpdir(), "moe-cli-pipe-"));
     const script = `
       mkfifo "$D/out"
       "$BUN" "$CLI" logits --ids 3,14,15 --decode 9,2,6 > "$D/out" & w=$!
       exec 3< "$D/out"
-      for i in $(seq 60); do kill -0 $w 2>/dev/null || break; sleep 0.05; done
+      for i in $(seq 60); do grep -qs '^State:.*[SRD]' /proc/$w/status || break; sleep 0.05; done
       wc -c <&3
       wait $w; echo "rc=$?"`;
     try {
