@@ -1,11 +1,13 @@
-// `moe worker --model DIR --scaling FILE --node NAME [--nats URL] [--nats-creds FILE] [--system NAME]`:
+// `moe worker --model DIR --scaling FILE --node NAME [--nats URL] [--nats-creds FILE] [--nats-wait S]
+//  [--system NAME]`:
 // one node of a multi-process (multi-host) deployment. It serves the actors the scaling config
 // places on "node:NAME", reached over NATS by the gateway (`moe serve` with the same config), until
 // SIGINT or SIGTERM. The actor kinds are this project's own (actors/index.ts), fixed here: nothing
 // on the bus can change what code runs. The gateway's system sends the actors' config (KV pages,
 // tables); this process only swaps in its own path to the checkpoint, which may differ between hosts.
 // The connection authenticates (credentials in the URL, or an NKey/creds file); refused
-// credentials or a server that never answers end the process with a non-zero status.
+// credentials end the process at once with a non-zero status, a server that does not answer within
+// --nats-wait seconds (default 30) as well.
 //
 //   natsTransportsFor(scalingPath, url?, system?, creds?) -> NatsTransport[] (empty without node:
 //     locations), for the gateway side (serve); close() them after the engine
@@ -48,7 +50,7 @@ export async function natsTransportsFor(scalingPath: string, url?: string, syste
 export async function workerCommand(argv: string[]): Promise<void> {
   const a = parse(argv, {
     model: { type: "string" }, scaling: { type: "string" }, node: { type: "string" }, nats: { type: "string" },
-    system: { type: "string" }, "nats-creds": { type: "string" },
+    system: { type: "string" }, "nats-creds": { type: "string" }, "nats-wait": { type: "string" },
   });
   if (!a.model || !a.scaling || !a.node) throw new UsageError("worker needs --model DIR --scaling FILE --node NAME");
   const model = resolve(a.model);
@@ -63,7 +65,9 @@ export async function workerCommand(argv: string[]): Promise<void> {
   }
   const url = natsUrl(a.nats);
   const log = (l: string) => console.error(`[worker ${node}] ${l}`);
-  const nc = await natsConnect(url, `moe-worker-${node}`, { creds: natsCreds(a["nats-creds"]) });
+  const wait = Number(a["nats-wait"] ?? 30);
+  if (!(wait > 0)) throw new UsageError(`--nats-wait ${a["nats-wait"]}: seconds to wait for the NATS server, > 0`);
+  const nc = await natsConnect(url, `moe-worker-${node}`, { creds: natsCreds(a["nats-creds"]), firstConnectMs: wait * 1000 });
   log(`connected to ${maskUrl(url)}; serving ${mine.join(", ")}`);
   const rewriteInit = (init: HostInit): HostInit => ({ ...init, config: { ...(init.config as ModelActorsConfig), model } });
   const server = await serveNode({

@@ -37,6 +37,23 @@ async function until(cond: () => boolean, what: string, ms = 10_000): Promise<vo
   }
 }
 
+/** `moe worker` for experts-a of the two-expert-node config, reaching NATS at `url`. */
+function worker(url: string, ...extra: string[]) {
+  return Bun.spawn(
+    [process.execPath, `${root}src/cli.ts`, "worker", "--model", MODEL, "--scaling", `${root}configs/scaling/nats-2-expert-nodes.yaml`, "--node", "experts-a", "--nats", url, ...extra],
+    { stdout: "ignore", stderr: "pipe" },
+  );
+}
+
+/** The exit code, or "hung" if the process is still running after `ms` (then killed). */
+async function exitWithin(p: ReturnType<typeof worker>, ms: number): Promise<number | "hung"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const r = await Promise.race([p.exited, new Promise<"hung">((res) => (timer = setTimeout(() => res("hung"), ms)))]);
+  clearTimeout(timer);
+  if (r === "hung") p.kill("SIGKILL");
+  return r;
+}
+
 /** A nats-server with its own arguments (token or config-file auth). */
 async function server(args: string[]): Promise<{ port: number; stop(): Promise<void> }> {
   const port = freePort();
@@ -143,20 +160,55 @@ describe.skipIf(!!skip)("an authenticated nats-server", () => {
 
   test("`moe worker` with bad or no credentials exits non-zero within 10 s, naming the auth failure, secret masked", async () => {
     for (const url of [`nats://moe:not-the-secret@127.0.0.1:${s.port}`, s.anonUrl]) {
-      const p = Bun.spawn(
-        [process.execPath, `${root}src/cli.ts`, "worker", "--model", MODEL, "--scaling", `${root}configs/scaling/nats-2-expert-nodes.yaml`, "--node", "experts-a", "--nats", url],
-        { stdout: "ignore", stderr: "pipe" },
-      );
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const bounded = await Promise.race([p.exited, new Promise<"hung">((r) => (timer = setTimeout(() => r("hung"), 10_000)))]);
-      clearTimeout(timer);
-      if (bounded === "hung") p.kill("SIGKILL");
+      const p = worker(url);
+      const bounded = await exitWithin(p, 10_000);
       expect(bounded).not.toBe("hung");
       expect(bounded).not.toBe(0);
       const err = await new Response(p.stderr).text();
       expect(err).toContain("authorization violation");
       expect(err).toContain(url === s.anonUrl ? "(no credentials)" : "NATS at nats://moe:***@127.0.0.1:");
       expect(err).not.toContain("not-the-secret");
+    }
+  }, 30_000);
+});
+
+describe.skipIf(!!skip)("`moe worker` and a server it cannot use", () => {
+  test("no server at the URL: it gives up after --nats-wait, saying what it waited for", async () => {
+    const p = worker(`nats://moe:s3cret@127.0.0.1:${freePort()}`, "--nats-wait", "1");
+    const code = await exitWithin(p, 10_000);
+    expect(code).not.toBe("hung");
+    expect(code).not.toBe(0);
+    const err = await new Response(p.stderr).text();
+    expect(err).toContain("no NATS server answered at nats://moe:***@127.0.0.1:");
+    expect(err).toContain("waited for the first connection");
+    expect(err).not.toContain("s3cret");
+  }, 20_000);
+
+  test("credentials revoked while it runs (the server comes back with another secret): it exits non-zero", async () => {
+    const first = new NatsServer();
+    await first.start();
+    const p = worker(first.url);
+    let err = "";
+    const reading = (async () => {
+      for await (const chunk of p.stderr) err += new TextDecoder().decode(chunk);
+    })();
+    try {
+      await until(() => err.includes("connected to nats://moe:***@"), "the worker to connect", 20_000);
+      await first.stop();
+      const second = new NatsServer(first.port); // same port, a new secret
+      await second.start();
+      try {
+        const code = await exitWithin(p, 15_000);
+        expect(code).not.toBe("hung");
+        expect(code).not.toBe(0);
+        await reading;
+        expect(err).toMatch(/NATS connection closed: .*authorization violation/i);
+        expect(err).not.toContain(first.secret);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      p.kill("SIGKILL");
     }
   }, 30_000);
 });
