@@ -100,8 +100,6 @@ export async function serveCommand(argv: string[]): Promise<void> {
       log: (m) => console.error(`[engine] ${m}`),
     });
     loading.loaded(engine);
-    await engine.warmup?.();
-    console.error(`moe-actors: serving ${engine.info.id} (${model}) on http://${server.hostname}:${server.port}/v1`);
   } catch (err) {
     if (stopping) return new Promise(() => {}); // a signal came during the load: stop() exits
     loading.failed((err as Error).message);
@@ -109,6 +107,14 @@ export async function serveCommand(argv: string[]): Promise<void> {
     encoder.close();
     await Promise.all(transports.map((t) => t.close().catch(() => {})));
     throw err;
+  }
+  // A failed warm-up (say, a node:NAME host not up yet) is not fatal: /health stays 503 until a
+  // step succeeds, as it would after losing that host later.
+  try {
+    await loading.warmup();
+    console.error(`moe-actors: serving ${servedModelName} (${model}) on http://${server.hostname}:${server.port}/v1`);
+  } catch (err) {
+    console.error(`moe-actors: warm-up failed, /health stays 503 until a step succeeds: ${(err as Error).message}`);
   }
   await new Promise(() => {}); // serve until stopped
 }

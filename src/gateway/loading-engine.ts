@@ -41,6 +41,10 @@ export class LoadingEngine implements Engine {
     return { ready: false, reason: this.failure ?? "loading the model" };
   }
 
+  async warmup(): Promise<void> {
+    await this.engine?.warmup?.();
+  }
+
   async close(): Promise<void> {
     await this.engine?.close();
   }
