@@ -49,9 +49,19 @@ export async function serveCommand(argv: string[]): Promise<void> {
     throw new UsageError((err as Error).message);
   }
   const servedModelName = a["served-model-name"] ?? basename(model);
+  const engineOptions = { // checked before listening: a bad flag never gets as far as a socket
+    servedModelName,
+    maxModelLen,
+    maxBatchTokens: a["max-num-batched-tokens"] ? num(a["max-num-batched-tokens"], "max-num-batched-tokens", 0, pos) : undefined,
+    maxRunning: a["max-num-seqs"] ? num(a["max-num-seqs"], "max-num-seqs", 0, pos) : undefined,
+    maxWaiting: num(a["max-waiting"], "max-waiting", 256, pos),
+    speculative,
+    log: (m: string) => console.error(`[engine] ${m}`),
+  };
+  const tokenizerWorkers = num(a["tokenizer-workers"], "tokenizer-workers", 2, pos);
 
   const tokenizer = await loadTokenizer(model);
-  const encoder = await TokenizerPool.start(model, num(a["tokenizer-workers"], "tokenizer-workers", 2, pos));
+  const encoder = await TokenizerPool.start(model, tokenizerWorkers);
   const config = loadModelConfig(`${model}/config.json`);
   // until the engine exists: the limits it will have, as far as the files tell
   const loading = new LoadingEngine({
@@ -74,12 +84,16 @@ export async function serveCommand(argv: string[]): Promise<void> {
     console.error(`moe-actors: ${signal}: draining (${drain.active} in flight, up to ${drainMs / 1000} s)`);
     const { cut } = await drain.drain(drainMs);
     if (cut > 0) console.error(`moe-actors: drain timeout: ended ${cut} request(s)`);
-    // let the last answers reach their sockets before the connections are closed
-    await Promise.race([server.stop(false), Bun.sleep(2_000)]);
-    server.stop(true);
-    await loading.close();
-    await Promise.all(transports.map((t) => t.close()));
-    encoder.close();
+    try {
+      // let the last answers reach their sockets before the connections are closed
+      await Promise.race([server.stop(false), Bun.sleep(2_000)]);
+      server.stop(true);
+      encoder.close();
+      await loading.close();
+      await Promise.all(transports.map((t) => t.close()));
+    } catch (err) {
+      console.error(`moe-actors: while stopping: ${(err as Error).message}`);
+    }
     process.exit(0);
   };
   process.on("SIGINT", () => void stop("SIGINT"));
@@ -90,15 +104,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     // credentials in the URL or --nats-creds FILE); others get none.
     transports = scaling === "direct" ? [] : await natsTransportsFor(scaling, a.nats, undefined, a["nats-creds"]);
     const backend = await createBackend({ model, mtp: speculative !== undefined, scaling, transports, kvTokens });
-    const engine = new ModelEngine(backend, {
-      servedModelName,
-      maxModelLen,
-      maxBatchTokens: a["max-num-batched-tokens"] ? num(a["max-num-batched-tokens"], "max-num-batched-tokens", 0, pos) : undefined,
-      maxRunning: a["max-num-seqs"] ? num(a["max-num-seqs"], "max-num-seqs", 0, pos) : undefined,
-      maxWaiting: num(a["max-waiting"], "max-waiting", 256, pos),
-      speculative,
-      log: (m) => console.error(`[engine] ${m}`),
-    });
+    const engine = new ModelEngine(backend, engineOptions);
     loading.loaded(engine);
   } catch (err) {
     if (stopping) return new Promise(() => {}); // a signal came during the load: stop() exits
