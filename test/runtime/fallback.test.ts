@@ -93,4 +93,25 @@ describe.each(["worker", "process"] as const)("a host that cannot come back (%s)
     expect(sys.isReachable("slow/n")).toBe(false);
     expect(sys.isReachable("echo/elsewhere")).toBe(true);
   }, 60_000);
+
+  test("a retried ask keeps its original deadline: the fallback gets what is left of it", async () => {
+    const flaky = new FlakyTransport(kind);
+    const sys = await startSystem({
+      defaultLocation: "worker:0",
+      placement: [{ kind: "slow", location: "flaky:1", fallback: ["flaky:2"] }],
+      transports: [flaky],
+    });
+    const busy = sys.events.next((e) => e.type === "activated" && e.actor === "slow/d#0");
+    const asked = sys.ask("slow/d", { type: "sleep", ms: 60_000 }, { retry: true, timeoutMs: 5000 });
+    await busy;
+    const moved = sys.events.next((e) => e.type === "relocated" && e.actor === "slow/d#0");
+    sys.killHost("flaky:1");
+    await moved;
+    const err = await rejection(asked); // it sleeps on the fallback too: the one deadline ends it
+    expect([err.code, err.message]).toEqual(["timeout", 'ask to slow/d#0 ("sleep") timed out after 5000 ms']);
+    const sent = flaky.asks.filter((a) => a.to === "slow/d#0");
+    expect(sent.map((a) => a.location)).toEqual(["flaky:1", "flaky:2"]);
+    expect(sent[0]!.timeoutMs).toBeLessThanOrEqual(5000);
+    expect(sent[1]!.timeoutMs).toBeLessThan(sent[0]!.timeoutMs!);
+  }, 60_000);
 });
