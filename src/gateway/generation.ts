@@ -2,10 +2,10 @@
 // (UTF-8 safe, stop strings cut out) and a finish, keeps the per-sequence metrics, and guarantees the
 // engine sequence is aborted whenever we stop listening before it is done (stop string, client gone,
 // deadline, error).
-import type { Engine, GenerateRequest, SamplingParams, TokenEvent, TopLogprob } from "../engine/types.ts";
+import { EngineError, type Engine, type GenerateRequest, type SamplingParams, type TokenEvent, type TopLogprob } from "../engine/types.ts";
 import type { TextCodec } from "./codec.ts";
 import { IncrementalDetokenizer } from "./detokenizer.ts";
-import { ApiError } from "./errors.ts";
+import { ApiError, toApiError } from "./errors.ts";
 import type { SequenceTimer } from "./metrics.ts";
 import { StopMatcher } from "./stop.ts";
 
@@ -65,7 +65,7 @@ export class Choice {
       // answered with a proper HTTP status rather than a 200 and an error event
       const ev = first.value as TokenEvent | undefined;
       if (ev?.type === "done" && ev.finish_reason === "abort") throw abortError(spec);
-      if (ev?.type === "done" && ev.finish_reason === "error") throw engineFailure(spec, ev.error);
+      if (ev?.type === "done" && ev.finish_reason === "error") throw engineFailure(spec, ev.error, ev.error_code);
     } catch (err) {
       ctrl.abort();
       void iter.return?.(undefined)?.catch(() => {});
@@ -119,7 +119,7 @@ export class Choice {
             return;
           }
         } else {
-          if (ev.finish_reason === "error") throw engineFailure(spec, ev.error);
+          if (ev.finish_reason === "error") throw engineFailure(spec, ev.error, ev.error_code);
           if (ev.finish_reason === "abort") throw abortError(spec);
           this.finished = true;
           const tail = stopper.push(detok.flush());
@@ -145,7 +145,9 @@ export class Choice {
 
 /** The engine's words may name files and source lines: they go to the log with the request id, and
  * the client gets a clean message it can quote back to us. */
-function engineFailure(spec: ChoiceSpec, error: string | undefined): ApiError {
+function engineFailure(spec: ChoiceSpec, error: string | undefined, code: EngineError["code"] | undefined): ApiError {
+  // a refusal with a status of its own (no live host: 503) keeps it
+  if (code !== undefined && code !== "internal") return toApiError(new EngineError(error ?? code, code));
   console.error(`[gateway] request ${spec.engineRequestId}: engine error: ${error ?? "unknown"}`);
   return new ApiError(500, `The model failed while generating this sequence (request ${spec.engineRequestId}).`,
     "server_error", null, "engine_error");

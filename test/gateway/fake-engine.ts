@@ -13,6 +13,7 @@ export interface FakeEngineOptions {
   refuse?: EngineError; // every request is refused with this
   failAfterTokens?: number; // sequences end with finish_reason "error" after this many tokens
   error?: string; // the error text of those sequences (default "boom")
+  errorCode?: EngineError["code"]; // and their error_code (default none)
 }
 
 const mulberry32 = seededRandom;
@@ -71,7 +72,8 @@ export class FakeEngine implements Engine {
       let id = rng ? script[Math.floor(rng() * script.length)]! : script[i % script.length]!;
       if (!rng && i === script.length && !p.ignore_eos) id = this.info.eos_token_id;
       if (this.opts.failAfterTokens !== undefined && i >= this.opts.failAfterTokens) {
-        yield { type: "done", finish_reason: "error", prompt_tokens: req.prompt_ids.length, completion_tokens: i, error: this.opts.error ?? "boom" };
+        yield { type: "done", finish_reason: "error", prompt_tokens: req.prompt_ids.length, completion_tokens: i, error: this.opts.error ?? "boom",
+          ...(this.opts.errorCode ? { error_code: this.opts.errorCode } : {}) };
         return;
       }
       yield { type: "token", id, ...this.logprobs(id, i, p.logprobs) };

@@ -131,3 +131,17 @@ describe("draining (item 7)", () => {
     expect(await drain.drain(60_000)).toEqual({ cut: 0 });
   });
 });
+
+describe("a sequence the engine could not place (no live host)", () => {
+  test("is a 503 whole, and a service_unavailable error event in a stream", async () => {
+    const h = await harness({ failAfterTokens: 0, errorCode: "unavailable", error: "no live host for actor kind expert" });
+    const res = await post(h, "/v1/completions", { ...comp, max_tokens: 10 });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as any).error).toMatchObject({ type: "service_unavailable_error", code: "unavailable" });
+    const late = await harness({ failAfterTokens: 2, errorCode: "unavailable" });
+    const s = frames(await post(late, "/v1/completions", { ...comp, max_tokens: 10, stream: true }));
+    const all = await s.rest();
+    expect(all.at(-1)).toBe("[DONE]");
+    expect(JSON.parse(all.at(-2)!).error.type).toBe("service_unavailable_error");
+  });
+});
