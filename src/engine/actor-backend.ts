@@ -28,10 +28,11 @@ export interface ActorBackendOptions {
 const DEFAULT_ASK_TIMEOUT_MS = 30_000;
 
 /** A failed ask as the engine sees it: the attention actor's handler failing is this step's own
- * failure; any other code means no host could run it. */
+ * failure; any other code means no host could run it. "timeout" and "unavailable" come at the
+ * ask's deadline: retrying would overrun ask_timeout_ms, so they are final. */
 function stepError(e: unknown): Error {
   if (!(e instanceof ActorError) || e.code === "handler") return e as Error;
-  return new BackendUnavailable(e.message, e.code === "timeout");
+  return new BackendUnavailable(e.message, e.code === "timeout" || e.code === "unavailable");
 }
 
 export class ActorBackend implements ModelBackend {
