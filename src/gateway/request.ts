@@ -3,7 +3,7 @@
 import type { Context } from "hono";
 import type { Engine, ModelInfo, SamplingParams } from "../engine/types.ts";
 import { fewestTokens } from "../tokenizer/bound.ts";
-import type { PromptEncoder, PromptSource } from "../tokenizer/prompt.ts";
+import type { EncodeResult, PromptEncoder, PromptSource } from "../tokenizer/prompt.ts";
 import type { TextCodec } from "./codec.ts";
 import type { GatewayEnv } from "./env.ts";
 import { ApiError } from "./errors.ts";
@@ -34,6 +34,7 @@ export async function readJson(c: Context<GatewayEnv>): Promise<unknown> {
   }
 }
 
+/** `work`, unless `signal` aborts first (a body read cannot be cancelled from here, only abandoned). */
 function beforeAbort<T>(work: Promise<T>, signal: AbortSignal | undefined, error: () => Error): Promise<T> {
   if (!signal) return work;
   if (signal.aborted) return Promise.reject(error());
@@ -50,7 +51,9 @@ export async function encodePrompt(deps: GatewayDeps, source: PromptSource, para
   const ctx = deps.info.max_model_len;
   // a plain text that cannot fit is refused here, without even a copy to a tokenizer worker
   const atLeast = source.kind === "text" ? fewestTokens(source.text, deps.codec.maxTokenBytes ?? Infinity) : 0;
-  const r = atLeast >= ctx ? { ok: false as const, reason: "too_long" as const, atLeast } : await deps.encoder.encode({ ...source, limit: ctx });
+  const r: EncodeResult = atLeast >= ctx
+    ? { ok: false, reason: "too_long", atLeast }
+    : await deps.encoder.encode({ ...source, limit: ctx });
   if (r.ok) return r.ids;
   if (r.reason === "template") {
     throw ApiError.badRequest(`The chat template could not render these messages: ${r.message}`, param);
