@@ -38,7 +38,10 @@ export const attention = defineActor<State, AttentionMsg, AttentionReply>({
           return await s.runner.run(msg.work, s.routed);
         } catch (e) {
           // An error from an ask is another actor's trouble; any other came from this step's work.
-          return { failed: (e as Error).message, unavailable: e instanceof ActorError } satisfies StepFailure;
+          const asked = e instanceof ActorError;
+          return {
+            failed: (e as Error).message, unavailable: asked, final: asked && (e.code === "timeout" || e.code === "unavailable"),
+          } satisfies StepFailure;
         }
       case "release":
         s.runner.release(msg.seqs);

@@ -97,7 +97,7 @@ export type AttentionMsg =
 /** A step the attention actor could not finish. Its caches are intact (positions this step wrote
  * are rewritten by a retry), so it answers instead of throwing, which would restart it and lose
  * them. `unavailable`: an actor it asked (router, experts) could not answer. */
-export type StepFailure = { failed: string; unavailable: boolean };
+export type StepFailure = { failed: string; unavailable: boolean; final?: boolean }; // final: that ask hit its deadline
 export type AttentionReply = SeqResult[] | StepFailure | Float32Array | undefined;
 
 export type RouterMsg =

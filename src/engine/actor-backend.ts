@@ -5,6 +5,7 @@ import type { ModelConfig } from "../config/model.ts";
 import type { ResolvedScaling } from "../config/scaling.ts";
 import {
   ATTENTION, type AttentionMsg, type AttentionReply, EXPERT, type ModelActorsConfig, ROUTER, type RouterMsg,
+  type StepFailure,
 } from "../protocol.ts";
 import { ActorError } from "../runtime/actor.ts";
 import { ActorSystem, type SystemOptions } from "../runtime/system.ts";
@@ -82,8 +83,8 @@ export class ActorBackend implements ModelBackend {
       throw stepError(e);
     }
     if (Array.isArray(reply)) return reply;
-    const f = reply as { failed: string; unavailable: boolean };
-    throw f.unavailable ? new BackendUnavailable(f.failed) : new Error(f.failed);
+    const f = reply as StepFailure;
+    throw f.unavailable ? new BackendUnavailable(f.failed, f.final) : new Error(f.failed);
   }
 
   release(replica: number, seqs: string[]): void {
