@@ -4,9 +4,11 @@
 import { fewestTokens } from "./bound.ts";
 import type { ChatMessage } from "./chat-template.ts";
 
-export type EncodeJob =
-  | { kind: "text"; text: string; addSpecialTokens: boolean; limit: number }
-  | { kind: "chat"; messages: ChatMessage[]; addGenerationPrompt: boolean; limit: number };
+export type PromptSource =
+  | { kind: "text"; text: string; addSpecialTokens: boolean }
+  | { kind: "chat"; messages: ChatMessage[]; addGenerationPrompt: boolean };
+/** `limit`: the context length; a prompt of `limit` tokens or more cannot be served. */
+export type EncodeJob = PromptSource & { limit: number };
 
 export type EncodeResult =
   | { ok: true; ids: number[] }

@@ -12,7 +12,7 @@ export type WorkerOutbox =
   | { type: "done"; id: number; result: ReturnType<typeof runEncodeJob> | null; ids?: Int32Array; error?: string };
 
 let tokenizer: Tokenizer | null = null;
-const post = (m: WorkerOutbox, transfer: Transferable[] = []) => self.postMessage(m, transfer);
+const post = (m: WorkerOutbox, transfer: ArrayBuffer[] = []) => self.postMessage(m, transfer);
 
 self.onmessage = async (ev: MessageEvent<WorkerInbox>) => {
   const m = ev.data;
