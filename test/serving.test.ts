@@ -34,6 +34,15 @@ describe("serving the tiny fixture", () => {
     await s.engine.close();
   });
 
+  test("/health is 503 until the model has run a step (item 8); /health/live is 200 throughout", async () => {
+    const before = await fetch(`${s.url}/health`);
+    expect(before.status).toBe(503);
+    expect(((await before.json()) as any).status).toBe("unavailable");
+    expect((await fetch(`${s.url}/health/live`)).status).toBe(200);
+    await s.engine.warmup();
+    expect((await fetch(`${s.url}/health`)).status).toBe(200);
+  });
+
   test("greedy completions from token-id prompts equal the golden continuations", async () => {
     const want = g.json.batch.completions as number[][];
     const prompts = [g.ids("batch.prompt0"), g.ids("batch.prompt1")];
