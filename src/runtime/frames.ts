@@ -34,7 +34,8 @@ export type Frame =
   // either way; id 0 is a tell. A host sends one for a target placed elsewhere.
   | { t: "req"; id: number; to: string; msg: unknown; timeoutMs?: number; retry?: boolean }
   | { t: "rep"; id: number; value?: unknown; error?: ErrorInfo }
-  | { t: "ctl"; op: "activate"; to: string; restarted: boolean } // system -> host (supervisor)
+  // system -> host (supervisor). passivate: a copy re-activated at a fallback whose home is back.
+  | { t: "ctl"; op: "activate" | "passivate"; to: string; restarted: boolean }
   | { t: "ev"; event: RuntimeEvent } // host -> system
   | { t: "stop" } // system -> host: passivate everything, then answer stopped
   | { t: "stopped" };
@@ -92,7 +93,7 @@ const toHost = z.discriminatedUnion("t", [
   z.strictObject({ t: z.literal("init"), init: hostInit }),
   req,
   rep,
-  z.strictObject({ t: z.literal("ctl"), op: z.literal("activate"), to: name, restarted: z.boolean() }),
+  z.strictObject({ t: z.literal("ctl"), op: z.enum(["activate", "passivate"]), to: name, restarted: z.boolean() }),
   z.strictObject({ t: z.literal("stop") }),
 ]);
 

@@ -6,7 +6,7 @@
 //
 //   ProxyOwner { emit, onEvent, route, retry, lost, resend }; HostProxy(location, transport,
 //     init, owner) { status, lost, ready, active, info(), ask(p), tell(to, msg), reply(gen, frame),
-//     activate(name, restarted), kill(reason), stop(graceMs) }
+//     activate(name, restarted), passivate(name), kill(reason), stop(graceMs) }
 import { ActorError, type ErrorInfo, messageType } from "./actor.ts";
 import type { RuntimeEvent } from "./events.ts";
 import type { Frame, HostInit } from "./frames.ts";
@@ -107,6 +107,11 @@ export class HostProxy {
 
   activate(name: string, restarted: boolean): void {
     if (this.status === "ready" || this.status === "starting") this.send({ t: "ctl", op: "activate", to: name, restarted });
+  }
+
+  /** Release an actor here, whatever it holds: its messages go elsewhere now. */
+  passivate(name: string): void {
+    if (this.status === "ready") this.send({ t: "ctl", op: "passivate", to: name, restarted: false });
   }
 
   /** Crash the host on purpose (chaos tests): the same path as a real death. */

@@ -48,6 +48,11 @@ export class LocalHost {
     this.cell(name)?.activate(restarted);
   }
 
+  /** Release an activation after what it has queued (a later message re-activates it). */
+  passivate(name: string): void {
+    void this.cells.get(name)?.passivate();
+  }
+
   tell(to: Target, msg: unknown): void {
     const name = nameOf(to);
     if (this.placement.locate(name) === this.location) this.deliver(name, msg);

@@ -4,8 +4,8 @@
 // is ready again, new messages go home. The system is the one authority: hosts send anything not
 // placed on them upstream, so a relocation never has to reach them.
 //
-//   HostState { status, lost }; Locator(placement, hostOf, emit) { locate(name), reachable(name),
-//     hostBack(location), relocated() }
+//   HostState { status, lost }; Locator(placement, hostOf, emit, left) { locate(name),
+//     reachable(name), hostBack(location), relocated() }
 import type { RuntimeEvent } from "./events.ts";
 import type { Placement } from "./placement.ts";
 
@@ -24,6 +24,8 @@ export class Locator {
     private readonly placement: Placement,
     private readonly hostOf: (location: string) => HostState | undefined,
     private readonly emit: (e: RuntimeEvent) => void,
+    /** The actor went home from `location`: the copy there holds nothing anyone will ask for. */
+    private readonly left: (name: string, location: string) => void = () => {},
   ) {}
 
   /** The location to send to now. A lost home with no ready fallback: home (asks wait there). */
@@ -62,6 +64,7 @@ export class Locator {
   private goHome(name: string, home: string, now: string): void {
     this.moved.delete(name);
     this.emit({ type: "relocated", actor: name, location: home, from: now, reason: `${home} is back`, at: Date.now() });
+    this.left(name, now);
   }
 
   private ready(location: string): boolean {

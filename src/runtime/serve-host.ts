@@ -107,7 +107,8 @@ export function serveHost(ep: Endpoint, spec: HostSpec, onStopped?: () => void):
         return;
       }
       case "ctl":
-        host?.activate(f.to, f.restarted);
+        if (f.op === "passivate") host?.passivate(f.to);
+        else host?.activate(f.to, f.restarted);
         return;
       case "stop":
         void (host?.stop() ?? Promise.resolve()).then(() => {

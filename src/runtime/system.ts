@@ -69,7 +69,8 @@ export class ActorSystem {
       replicas: options.replicas,
       fallback: options.fallback,
     });
-    this.locator = new Locator(this.placement, (loc) => this.proxies.get(loc), (e) => this.events.emit(e));
+    this.locator = new Locator(this.placement, (loc) => this.proxies.get(loc), (e) => this.events.emit(e),
+      (name, loc) => this.proxies.get(loc)?.passivate(name)); // home again: free the copy's memory
     for (const t of [...defaultTransports(), ...(options.transports ?? [])]) this.transports.set(t.scheme, t);
     this.askTimeoutMs = options.askTimeoutMs ?? 30_000;
     this.owner = {

@@ -86,8 +86,10 @@ describe.skipIf(!!skip)("over NATS: gateway + two expert worker processes", () =
   test("the killed worker comes back: its experts go home, requests stay correct", async () => {
     const sys = c.backend.system;
     const home = sys.events.next((e) => e.type === "relocated" && e.actor === "expert/0#0" && e.location === "node:experts-a", 60_000);
+    const freed = sys.events.next((e) => e.type === "passivated" && e.actor === "expert/0#0" && e.location === "node:gateway", 60_000);
     c.workers[0]!.start();
     await home;
+    await freed; // the gateway lets go of the copy's weights
     expect(sys.routeOf("expert/0")).toBe("node:experts-a");
     expect(counts(await load(c.engine, 8, "after-return"))).toEqual({ ok: 8 });
   }, 90_000);

@@ -12,7 +12,7 @@ type Where = { location: string };
 describe.each(["worker", "process"] as const)("fallback with %s hosts", (scheme) => {
   const home = `${scheme}:1`, spare = `${scheme}:0`;
 
-  test("in-flight asks with retry re-activate on the fallback at once; back home once it is up", async () => {
+  test("in-flight asks with retry re-activate on the fallback at once; back home once it is up, the copy freed", async () => {
     const sys = await startSystem({
       defaultLocation: spare,
       placement: [{ kind: "slow", location: home, fallback: [spare] }],
@@ -23,6 +23,7 @@ describe.each(["worker", "process"] as const)("fallback with %s hosts", (scheme)
     const moved = sys.events.next((e) => e.type === "relocated" && e.actor === "slow/f#0");
     const homeUp = sys.events.next((e) => e.type === "host_up" && e.location === home && e.restart);
     const movedBack = sys.events.next((e) => e.type === "relocated" && e.actor === "slow/f#0" && e.location === home);
+    const copyFreed = sys.events.next((e) => e.type === "passivated" && e.actor === "slow/f#0" && e.location === spare);
     sys.killHost(home, "chaos test");
 
     // Served by a fresh activation on the fallback (the log is that activation's own).
@@ -31,6 +32,7 @@ describe.each(["worker", "process"] as const)("fallback with %s hosts", (scheme)
     expect(m.type === "relocated" && [m.from, m.location]).toEqual([home, spare]);
     await homeUp;
     await movedBack;
+    await copyFreed; // the copy on the fallback is released: nobody will ask it again
     expect(sys.routeOf("slow/f")).toBe(home);
     expect((await sys.ask<Sleep>("slow/f", { type: "sleep", ms: 0 })).location).toBe(home);
   }, 60_000);
