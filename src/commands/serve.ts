@@ -1,5 +1,5 @@
 // `moe serve`: the OpenAI-compatible server. It listens at once (so /health is observable as 503
-// while the model loads), tokenizes prompts in a small worker pool, and runs the model in the
+// while the model loads), tokenizes all but small prompts in a worker pool, and runs the model in the
 // actors the scaling config places (by default one Bun worker off this thread). SIGTERM/SIGINT
 // drain it: new requests get 503, in-flight streams finish (up to --drain-timeout), then it exits 0.
 import { basename, resolve } from "node:path";
@@ -8,6 +8,7 @@ import { ModelEngine } from "../engine/engine.ts";
 import { createApp, Drain, LoadingEngine, parseApiKeys, serveApp } from "../gateway/index.ts";
 import { loadTokenizer } from "../tokenizer/index.ts";
 import { TokenizerPool } from "../tokenizer/pool.ts";
+import { inlineEncoder, sizedEncoder } from "../tokenizer/prompt.ts";
 import { createBackend } from "./backend.ts";
 import { natsTransportsFor } from "./worker.ts";
 import { DEFAULT_MODEL, DEFAULT_SCALING, UsageError, num, parse } from "./args.ts";
@@ -61,7 +62,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const tokenizerWorkers = num(a["tokenizer-workers"], "tokenizer-workers", 2, pos);
 
   const tokenizer = await loadTokenizer(model);
-  const encoder = await TokenizerPool.start(model, tokenizerWorkers);
+  const pool = await TokenizerPool.start(model, tokenizerWorkers);
+  const encoder = sizedEncoder(inlineEncoder(tokenizer), pool);
   const config = loadModelConfig(`${model}/config.json`);
   // until the engine exists: the limits it will have, as far as the files tell
   const loading = new LoadingEngine({
@@ -88,7 +90,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       // let the last answers reach their sockets before the connections are closed
       await Promise.race([server.stop(false), Bun.sleep(2_000)]);
       server.stop(true);
-      encoder.close();
+      pool.close();
       await loading.close();
       await Promise.all(transports.map((t) => t.close()));
     } catch (err) {
@@ -110,7 +112,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     if (stopping) return new Promise(() => {}); // a signal came during the load: stop() exits
     loading.failed((err as Error).message);
     server.stop(true);
-    encoder.close();
+    pool.close();
     await Promise.all(transports.map((t) => t.close().catch(() => {})));
     throw err;
   }

@@ -47,3 +47,15 @@ export function runEncodeJob(codec: JobCodec, job: EncodeJob): EncodeResult {
 export function inlineEncoder(codec: JobCodec): PromptEncoder {
   return { encode: async (job) => runEncodeJob(codec, job) };
 }
+
+/** The characters a job hands the tokenizer, near enough (a chat template adds a little). */
+function jobChars(job: EncodeJob): number {
+  if (job.kind === "text") return job.text.length;
+  return job.messages.reduce((n, m) => n + (m.content?.length ?? 0), 0);
+}
+
+/** Small prompts inline (a worker round trip costs more than tokenizing ~2 KB, and they must not
+ * queue behind a huge prompt in a busy worker), the rest in `large` (a TokenizerPool). */
+export function sizedEncoder(small: PromptEncoder, large: PromptEncoder, maxInlineChars = 2048): PromptEncoder {
+  return { encode: (job) => (jobChars(job) <= maxInlineChars ? small : large).encode(job) };
+}

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { fewestTokens, maxTokenBytes } from "../../src/tokenizer/bound.ts";
 import { loadTokenizer, type Tokenizer } from "../../src/tokenizer/index.ts";
 import { TokenizerPool } from "../../src/tokenizer/pool.ts";
-import { inlineEncoder, runEncodeJob } from "../../src/tokenizer/prompt.ts";
+import { inlineEncoder, runEncodeJob, sizedEncoder } from "../../src/tokenizer/prompt.ts";
 
 const MODEL = join(import.meta.dir, "../../models/fortune-dsv3");
 const TEXT = "Hello world! Caf\u00e9 \u{1F600} 12345 -- \u65e5\u672c\u8a9e <\uff5cend\u2581of\u2581sentence\uff5c> the end.";
@@ -77,5 +77,18 @@ describe("the worker pool", () => {
     const refusing = { ...tok, applyChatTemplate: () => { throw new Error("Conversation roles must alternate"); } };
     expect(runEncodeJob(refusing, { kind: "chat", messages: [{ role: "user", content: "a" }], addGenerationPrompt: true, limit: 1000 }))
       .toEqual({ ok: false, reason: "template", message: "Conversation roles must alternate" });
+  });
+});
+
+describe("sizedEncoder", () => {
+  test("small prompts stay inline, large ones go to the pool", async () => {
+    const seen: string[] = [];
+    const tagged = (tag: string) => ({ encode: async () => (seen.push(tag), { ok: true as const, ids: [] }) });
+    const enc = sizedEncoder(tagged("inline"), tagged("pool"), 10);
+    await enc.encode({ kind: "text", text: "short", addSpecialTokens: true, limit: 100 });
+    await enc.encode({ kind: "text", text: "x".repeat(11), addSpecialTokens: true, limit: 100 });
+    await enc.encode({ kind: "chat", messages: [{ role: "user", content: "hi" }, { role: "user", content: null }], addGenerationPrompt: true, limit: 100 });
+    await enc.encode({ kind: "chat", messages: [{ role: "user", content: "123456" }, { role: "user", content: "789012" }], addGenerationPrompt: true, limit: 100 });
+    expect(seen).toEqual(["inline", "pool", "inline", "pool"]);
   });
 });
