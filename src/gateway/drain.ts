@@ -31,7 +31,7 @@ export class Drain {
 
   /** Refuses new requests while draining; counts the others until their response body ends. */
   middleware(): MiddlewareHandler<GatewayEnv> {
-    return async (c, next) => {
+    const drainMiddleware: MiddlewareHandler<GatewayEnv> = async (c, next) => {
       if (this.started) {
         throw new ApiError(503, "The server is shutting down; retry on another replica.", "service_unavailable_error",
           null, "shutting_down", { "Retry-After": "5" });
@@ -51,6 +51,7 @@ export class Drain {
         release();
       }
     };
+    return drainMiddleware;
   }
 
   /** Starts draining (idempotent) and resolves once nothing is in flight; after `timeoutMs` what is
