@@ -60,7 +60,12 @@ export class EventQueue<T> implements AsyncIterable<T> {
   }
 }
 
+let created = 0;
+
 export class Sequence {
+  /** Its name in the block books and step messages: unique even when callers reuse request ids
+   * (two requests with one x-request-id must not share a cache). */
+  readonly id: string;
   readonly tokens: number[]; // prompt then output
   readonly promptLen: number;
   computed = 0; // positions already in the KV cache
@@ -81,14 +86,12 @@ export class Sequence {
   readonly arrival = performance.now();
 
   constructor(readonly req: GenerateRequest, readonly maxTokens: number) {
+    this.id = `${req.id}~${(created++).toString(36)}`;
     this.tokens = [...req.prompt_ids];
     this.promptLen = req.prompt_ids.length;
     this.rand = seededRandom(req.params.seed ?? Math.floor(Math.random() * 2 ** 32));
   }
 
-  get id(): string {
-    return this.req.id;
-  }
   get outputLen(): number {
     return this.tokens.length - this.promptLen;
   }

@@ -29,7 +29,7 @@ class PoisonedBackend extends DirectBackend {
   steps = 0;
   override step(replica: number, work: SeqWork[]): Promise<SeqResult[]> {
     this.steps++;
-    if (work.some((w) => w.seq === "poison")) return Promise.reject(new Error("moe_kernel: bad parameter (status -2)"));
+    if (work.some((w) => w.seq.startsWith("poison~"))) return Promise.reject(new Error("moe_kernel: bad parameter (status -2)"));
     return super.step(replica, work);
   }
 }
@@ -99,7 +99,7 @@ describe("a malformed result ends its own sequence", () => {
     class Dropping extends DirectBackend {
       override async step(replica: number, work: SeqWork[]): Promise<SeqResult[]> {
         const r = await super.step(replica, work);
-        return r.map((x) => (x.seq === "odd" && x.sampled ? { ...x, sampled: undefined } : x));
+        return r.map((x) => (x.seq.startsWith("odd~") && x.sampled ? { ...x, sampled: undefined } : x));
       }
     }
     const engine = new ModelEngine(new Dropping(model, { pages: 64, pageSize: 16 }));
@@ -109,6 +109,21 @@ describe("a malformed result ends its own sequence", () => {
       expect(a.ids).toEqual(want[0]);
       expect(b.ids).toEqual(want[1]);
       expect(odd.done.finish_reason).toBe("error");
+    } finally {
+      await engine.close();
+    }
+  }, 60_000);
+});
+
+describe("request ids are the caller's, not the cache's", () => {
+  test("two concurrent requests with the same id keep their own caches", async () => {
+    const engine = new ModelEngine(new DirectBackend(model, { pages: 64, pageSize: 16 }));
+    try {
+      const n = want[0].length;
+      const [a, b] = await Promise.all([run(engine, "same", prompts[0], greedy(n)), run(engine, "same", prompts[1], greedy(n))]);
+      expect(a.ids).toEqual(want[0]);
+      expect(b.ids).toEqual(want[1]);
+      expect(engine.stats().kv_blocks_used).toBe(0);
     } finally {
       await engine.close();
     }
