@@ -6,7 +6,8 @@
 //
 //   PlacementRule {kind?, key?, replica?, location, fallback?}
 //   PlacementSpec {rules, defaultLocation, replicas?, fallback?}
-//   Placement(spec) { locate(target), fallbackOf(target), replicasOf(kind, key), locations(), hostSpec() }
+//   Placement(spec) { locate(target), fallbackOf(target), replicasOf(kind, key), locations(), placed(),
+//     hostSpec() }
 //   schemeOf(location)
 import { type ActorId, type Target, nameOf, parseId } from "./actor.ts";
 
@@ -65,7 +66,12 @@ export class Placement {
   /** Every location the table names, default first, then placed, then fallback-only ones. */
   locations(): string[] {
     const s = this.spec;
-    return [...new Set([s.defaultLocation, ...s.rules.map((r) => r.location), ...(s.fallback ?? []), ...s.rules.flatMap((r) => r.fallback ?? [])])];
+    return [...new Set([...this.placed(), ...(s.fallback ?? []), ...s.rules.flatMap((r) => r.fallback ?? [])])];
+  }
+
+  /** The locations actors are placed at (default first): without them the system cannot serve. */
+  placed(): string[] {
+    return [...new Set([this.spec.defaultLocation, ...this.spec.rules.map((r) => r.location)])];
   }
 
   /** The table as hosts need it: where things are placed, without the system's fallbacks. */

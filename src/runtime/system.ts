@@ -93,12 +93,15 @@ export class ActorSystem {
     };
   }
 
-  /** Start a host at every location the placement names and wait until all have loaded the registry. */
+  /**
+   * Start a host at every location the placement names and wait until those actors are placed at
+   * have loaded the registry (a fallback that is not up yet is only needed once a host is lost).
+   */
   static async start(options: SystemOptions): Promise<ActorSystem> {
     const system = new ActorSystem(options);
-    const proxies = system.placement.locations().map((loc) => system.proxy(loc));
+    for (const loc of system.placement.locations()) system.proxy(loc);
     try {
-      await Promise.all(proxies.map((p) => p.ready));
+      await Promise.all(system.placement.placed().map((loc) => system.proxy(loc).ready));
     } catch (err) {
       await system.stop(0);
       throw err;

@@ -116,4 +116,12 @@ describe.each(["worker", "process"] as const)("a host that cannot come back (%s)
     expect(sent[0]!.timeoutMs).toBeLessThanOrEqual(5000);
     expect(sent[1]!.timeoutMs).toBeLessThan(sent[0]!.timeoutMs!);
   }, 60_000);
+
+  test("a fallback that is not up does not hold up start-up", async () => {
+    const flaky = new FlakyTransport(kind);
+    flaky.broken.add("flaky:9");
+    const sys = await startSystem({ defaultLocation: "worker:0", fallback: ["flaky:9"], transports: [flaky] });
+    expect((await sys.ask<Where>("echo/s", { type: "where" })).location).toBe("worker:0");
+    expect(sys.hosts().find((h) => h.location === "flaky:9")?.status).not.toBe("ready");
+  }, 60_000);
 });
