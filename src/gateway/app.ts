@@ -1,6 +1,7 @@
 // The HTTP face of the engine. createApp wires middleware and routes around any `Engine` (the real
 // scheduler or a test double) and any `TextCodec` (the model's tokenizer); nothing else is global.
 import { Hono } from "hono";
+import { cors } from "hono/cors";
 import type { Engine, EngineStats } from "../engine/types.ts";
 import { inlineEncoder, type PromptEncoder } from "../tokenizer/prompt.ts";
 import { chatCompletions } from "./chat.ts";
@@ -41,6 +42,8 @@ export interface AppOptions {
   drain?: Drain;
   /** Pass one to share metrics between apps or read them in tests. */
   metrics?: GatewayMetrics;
+  /** Browser origins allowed to call the API (CORS); `*` for any. Default: none (no CORS headers). */
+  allowedOrigins?: readonly string[];
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -57,6 +60,16 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   const created = Math.floor(Date.now() / 1000);
   const app = new Hono<GatewayEnv>();
 
+  // First, so that preflights need no API key and errors (401, 413, ...) carry the CORS headers too.
+  if (opts.allowedOrigins?.length) {
+    const any = opts.allowedOrigins.includes("*");
+    app.use("*", cors({
+      origin: any ? "*" : [...opts.allowedOrigins],
+      allowMethods: ["GET", "POST", "OPTIONS"],
+      exposeHeaders: ["x-request-id", "retry-after"],
+      maxAge: 600,
+    }));
+  }
   app.use("*", requestId());
   app.use("*", httpMetrics(metrics));
   if (opts.apiKeys && opts.apiKeys.length > 0) {

@@ -51,11 +51,27 @@ export function formatParam(path: readonly PropertyKey[]): string | null {
   return out || null;
 }
 
+/** One issue in words a client can act on ("must be <= 2"); zod's own words otherwise. */
+function describeIssue(issue: ZodError["issues"][number]): string {
+  const i = issue as { code: string; origin?: string; minimum?: unknown; maximum?: unknown; inclusive?: boolean; message: string };
+  const bound = (op: string) => `${op}${i.inclusive ? "=" : ""} ${String(i.code === "too_big" ? i.maximum : i.minimum)}`;
+  if ((i.code === "too_big" || i.code === "too_small") && (i.origin === "number" || i.origin === "int" || i.origin === "bigint"))
+    return `must be ${bound(i.code === "too_big" ? "<" : ">")}`;
+  if (i.code === "too_small" && i.origin === "array") return `must have at least ${String(i.minimum)} item(s)`;
+  if (i.code === "too_big" && i.origin === "array") return `must have at most ${String(i.maximum)} item(s)`;
+  return i.message;
+}
+
+/** Every bad field in one answer (zod reports them all), so a client fixes its request in one go;
+ * `param` names the first. */
 function fromZod(err: ZodError): ApiError {
-  const issue = err.issues[0];
-  const param = issue ? formatParam(issue.path) : null;
-  const message = issue ? (param ? `${param}: ${issue.message}` : issue.message) : "invalid request";
-  const code = issue?.code === "custom" ? "unsupported_parameter" : "invalid_value";
+  const issues = err.issues;
+  const param = issues[0] ? formatParam(issues[0].path) : null;
+  const message = issues.map((issue) => {
+    const at = formatParam(issue.path);
+    return at ? `${at}: ${describeIssue(issue)}` : describeIssue(issue);
+  }).join("; ") || "invalid request";
+  const code = issues[0]?.code === "custom" ? "unsupported_parameter" : "invalid_value";
   return ApiError.badRequest(message, param, code);
 }
 
