@@ -18,18 +18,21 @@ type Transports = Awaited<ReturnType<typeof natsTransportsFor>>;
 export const SERVE_USAGE = `usage: moe serve [--model DIR] [--scaling FILE] [--host H] [--port P] [--served-model-name NAME]
   [--api-key K1,K2 (or MOE_API_KEY)] [--metrics-public] [--request-timeout SECONDS] [--drain-timeout SECONDS (30)]
   [--max-model-len N] [--kv-cache-tokens N] [--max-num-batched-tokens N] [--max-num-seqs N] [--max-waiting N]
-  [--speculative mtp --draft-tokens K] [--tokenizer-workers N (2)] [--nats URL] [--nats-creds FILE]`;
+  [--speculative mtp --draft-tokens K] [--tokenizer-workers N (2)] [--nats URL] [--nats-creds FILE] [-h|--help]`;
+
+/** Every flag serve accepts (test/help.test.ts checks SERVE_USAGE names each one). */
+export const SERVE_OPTIONS = {
+  model: { type: "string" }, scaling: { type: "string" }, host: { type: "string" }, port: { type: "string" },
+  "served-model-name": { type: "string" }, "api-key": { type: "string" }, "max-model-len": { type: "string" },
+  "kv-cache-tokens": { type: "string" }, "max-num-batched-tokens": { type: "string" }, "max-num-seqs": { type: "string" },
+  "max-waiting": { type: "string" }, speculative: { type: "string" }, "draft-tokens": { type: "string" },
+  nats: { type: "string" }, "nats-creds": { type: "string" }, "metrics-public": { type: "boolean" },
+  "request-timeout": { type: "string" }, "drain-timeout": { type: "string" }, "tokenizer-workers": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
 
 export async function serveCommand(argv: string[]): Promise<void> {
-  const a = parse(argv, {
-    model: { type: "string" }, scaling: { type: "string" }, host: { type: "string" }, port: { type: "string" },
-    "served-model-name": { type: "string" }, "api-key": { type: "string" }, "max-model-len": { type: "string" },
-    "kv-cache-tokens": { type: "string" }, "max-num-batched-tokens": { type: "string" }, "max-num-seqs": { type: "string" },
-    "max-waiting": { type: "string" }, speculative: { type: "string" }, "draft-tokens": { type: "string" },
-    nats: { type: "string" }, "nats-creds": { type: "string" }, "metrics-public": { type: "boolean" },
-    "request-timeout": { type: "string" }, "drain-timeout": { type: "string" }, "tokenizer-workers": { type: "string" },
-    help: { type: "boolean", short: "h" },
-  });
+  const a = parse(argv, SERVE_OPTIONS);
   if (a.help) return void console.log(SERVE_USAGE);
   const model = resolve(a.model ?? DEFAULT_MODEL);
   const pos = (n: number) => Number.isInteger(n) && n > 0;
@@ -40,6 +43,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const scaling = a.scaling ?? DEFAULT_SCALING;
   const kvTokens = num(a["kv-cache-tokens"], "kv-cache-tokens", 16384, pos);
   const maxModelLen = a["max-model-len"] ? num(a["max-model-len"], "max-model-len", 0, pos) : undefined;
+  // vLLM refuses a context the KV cache cannot hold instead of quietly serving a shorter one.
+  if (maxModelLen !== undefined && maxModelLen > kvTokens)
+    throw new UsageError(`--max-model-len ${maxModelLen} is larger than the ${kvTokens} tokens the KV cache can hold (--kv-cache-tokens): raise --kv-cache-tokens or lower --max-model-len`);
   const drainMs = seconds("drain-timeout", 30);
   const requestTimeoutMs = seconds("request-timeout", 0) || undefined;
   const port = num(a.port, "port", 8000, (n) => Number.isInteger(n) && n >= 0);
