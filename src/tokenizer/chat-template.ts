@@ -1,5 +1,6 @@
 // Renders a Hugging Face `chat_template` (Jinja) the way transformers' apply_chat_template does.
 import { Template } from "@huggingface/jinja";
+import { templateReadsTools, toolSystemPrompt } from "./tool-prompt.ts";
 
 export interface ChatMessage {
   role: string;
@@ -11,7 +12,11 @@ export interface ChatMessage {
 
 export interface ChatTemplateOptions {
   addGenerationPrompt: boolean;
-  tools?: unknown;
+  /** OpenAI's `tools` list, handed to the template as `tools`. */
+  tools?: unknown[] | null;
+  /** A request's `chat_template_kwargs` (e.g. `{thinking: true}` for DeepSeek-V3.1): extra template
+   * variables, as transformers passes them; they cannot replace messages, tools or the special tokens. */
+  kwargs?: Record<string, unknown> | null;
 }
 
 type NamedTemplate = { name: string; template: string };
@@ -35,9 +40,21 @@ function pickTemplate(raw: unknown, wantTools: boolean): string | null {
 function normalizeMessage(m: ChatMessage): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(m)) if (v !== undefined && !(k === "tool_calls" && v === null)) out[k] = v;
+  if (Array.isArray(out.tool_calls) && out.tool_calls.length === 0) delete out.tool_calls;
   if (out.content === null && out.tool_calls === undefined) out.content = "";
   if (!("content" in out)) out.content = out.tool_calls === undefined ? "" : null;
+  // DeepSeek's templates render the calls of an assistant turn only when its content is none, and
+  // OpenAI clients send "" as often as null there
+  if (out.tool_calls !== undefined && out.content === "") out.content = null;
   return out;
+}
+
+/** With a template that cannot show `tools`, they go in a system message of their own, after the
+ * conversation's own system messages (DeepSeek's templates join those with a blank line). */
+function withToolPrompt(messages: ChatMessage[], tools: unknown[]): ChatMessage[] {
+  let at = 0;
+  while (at < messages.length && messages[at]!.role === "system") at++;
+  return [...messages.slice(0, at), { role: "system", content: toolSystemPrompt(tools) }, ...messages.slice(at)];
 }
 
 export class ChatTemplate {
@@ -54,7 +71,8 @@ export class ChatTemplate {
   }
 
   render(messages: ChatMessage[], opts: ChatTemplateOptions): string {
-    const text = pickTemplate(this.raw, opts.tools !== undefined && opts.tools !== null);
+    const tools = opts.tools && opts.tools.length > 0 ? opts.tools : null;
+    const text = pickTemplate(this.raw, tools !== null);
     // these errors reach API clients, so they name no file of ours
     if (text === null) throw new Error("the model's tokenizer_config.json has no chat_template");
     let tpl = this.compiled.get(text);
@@ -67,12 +85,15 @@ export class ChatTemplate {
       this.compiled.set(text, tpl);
     }
     // raise_exception is a builtin of @huggingface/jinja (it throws an Error with the message).
+    const shown = tools !== null && !templateReadsTools(text) ? withToolPrompt(messages, tools) : messages;
     const ctx: Record<string, unknown> = {
-      messages: messages.map(normalizeMessage),
+      ...(opts.kwargs ?? {}),
+      messages: shown.map(normalizeMessage),
       add_generation_prompt: opts.addGenerationPrompt,
       ...this.specials,
     };
-    if (opts.tools !== undefined && opts.tools !== null) ctx.tools = opts.tools;
+    if (tools !== null) ctx.tools = tools;
+    else delete ctx.tools;
     return tpl.render(ctx);
   }
 }

@@ -2,11 +2,11 @@
 // from its bytes, see bound.ts) is refused before it is tokenized. The same job runs in a tokenizer
 // worker (pool.ts) or inline; the gateway sees only the PromptEncoder interface.
 import { fewestTokens } from "./bound.ts";
-import type { ChatMessage } from "./chat-template.ts";
+import type { ChatMessage, ChatTemplateOptions } from "./chat-template.ts";
 
 export type PromptSource =
   | { kind: "text"; text: string; addSpecialTokens: boolean }
-  | { kind: "chat"; messages: ChatMessage[]; addGenerationPrompt: boolean };
+  | { kind: "chat"; messages: ChatMessage[]; addGenerationPrompt: boolean; tools?: unknown[] | null; kwargs?: Record<string, unknown> | null };
 /** `limit`: the context length; a prompt of `limit` tokens or more cannot be served. */
 export type EncodeJob = PromptSource & { limit: number };
 
@@ -22,7 +22,7 @@ export interface PromptEncoder {
 /** What a job needs of a tokenizer (the gateway's TextCodec and src/tokenizer's Tokenizer fit). */
 export interface JobCodec {
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
-  applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt: boolean }): string;
+  applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions): string;
   readonly maxTokenBytes?: number;
 }
 
@@ -30,7 +30,7 @@ export function runEncodeJob(codec: JobCodec, job: EncodeJob): EncodeResult {
   let text: string;
   if (job.kind === "chat") {
     try {
-      text = codec.applyChatTemplate(job.messages, { addGenerationPrompt: job.addGenerationPrompt });
+      text = codec.applyChatTemplate(job.messages, { addGenerationPrompt: job.addGenerationPrompt, tools: job.tools, kwargs: job.kwargs });
     } catch (err) {
       return { ok: false, reason: "template", message: (err as Error).message };
     }
