@@ -1,45 +1,80 @@
 #!/usr/bin/env bun
 // moe: the command line. Composes configs -> runtime + actor registry -> engine -> gateway.
-import { UsageError } from "./commands/args.ts";
+// `moe <command> --help` prints a command's every flag; a usage error prints the same text on
+// stderr and exits 2, any other failure exits 1.
+import { HelpRequested, UsageError, usage } from "./commands/args.ts";
 
-const USAGE = `usage: moe <command> [options]
-  serve       --model DIR --scaling FILE --host H --port P [--served-model-name NAME] [--api-key K1,K2]
-              [--metrics-public] [--request-timeout S] [--drain-timeout S] (moe serve --help: every flag)
-  generate    --model DIR (--ids 1,2,3 | --prompt TEXT | --chat TEXT) --max-tokens N [--temperature T --top-p P --top-k K --seed S] [--json]
-  logits      --model DIR --ids 3,14,15 [--decode 9,2,6] [--mtp]
-  perplexity  --model DIR --tokens FILE [--windows N] [--json]
-  make-model  --preset bench-m --format fp8|bf16 --out DIR [--seed S]
-  worker      --model DIR --scaling FILE --node NAME [--nats URL] [--nats-creds FILE]
-Every model command takes --scaling FILE (configs/scaling/*.yaml; "direct" runs without actors).`;
+interface Command {
+  run: (argv: string[]) => Promise<void>;
+  usage: string;
+}
 
-const commands: Record<string, () => Promise<(argv: string[]) => Promise<void>>> = {
-  logits: async () => (await import("./commands/logits.ts")).logitsCommand,
-  generate: async () => (await import("./commands/generate.ts")).generateCommand,
-  perplexity: async () => (await import("./commands/perplexity.ts")).perplexityCommand,
-  "make-model": async () => (await import("./commands/make-model.ts")).makeModelCommand,
-  serve: async () => (await import("./commands/serve.ts")).serveCommand,
-  worker: async () => (await import("./commands/worker.ts")).workerCommand,
+/** Loaded on demand: `moe make-model` need not load the gateway. */
+export const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  serve: {
+    summary: "the OpenAI-compatible server (HTTP, continuous batching, /metrics)",
+    load: async () => { const m = await import("./commands/serve.ts"); return { run: m.serveCommand, usage: m.SERVE_USAGE }; },
+  },
+  generate: {
+    summary: "one completion of a prompt, token ids or a chat message",
+    load: async () => { const m = await import("./commands/generate.ts"); return { run: m.generateCommand, usage: usage(m.GENERATE) }; },
+  },
+  logits: {
+    summary: "raw logits as JSON (prefill row, then one per decode token)",
+    load: async () => { const m = await import("./commands/logits.ts"); return { run: m.logitsCommand, usage: usage(m.LOGITS) }; },
+  },
+  perplexity: {
+    summary: "loss and perplexity over a token stream or a text file",
+    load: async () => { const m = await import("./commands/perplexity.ts"); return { run: m.perplexityCommand, usage: usage(m.PERPLEXITY) }; },
+  },
+  "make-model": {
+    summary: "write a random-weight checkpoint in the real HF DeepSeek-V3 format",
+    load: async () => { const m = await import("./commands/make-model.ts"); return { run: m.makeModelCommand, usage: usage(m.MAKE_MODEL) }; },
+  },
+  worker: {
+    summary: "serve the actors a scaling config places on one node (over NATS)",
+    load: async () => { const m = await import("./commands/worker.ts"); return { run: m.workerCommand, usage: usage(m.WORKER) }; },
+  },
 };
+
+export const USAGE = [
+  "usage: moe <command> [options]      (from the project: npx moe <command>)",
+  "",
+  "commands:",
+  ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(11)} ${c.summary}`),
+  "",
+  "moe <command> --help lists the command's flags. Every model command takes --model DIR (default",
+  "models/fortune-dsv3) and --scaling FILE (configs/scaling/*.yaml; \"direct\" runs without actors).",
+].join("\n");
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (!cmd || cmd === "--help" || cmd === "-h" || cmd === "help") {
+  if (cmd === "--help" || cmd === "-h" || cmd === "help") {
     console.log(USAGE);
-    return cmd ? 0 : 2;
+    return 0;
   }
-  const load = commands[cmd];
-  if (!load) {
-    console.error(`moe: unknown command '${cmd}'\n${USAGE}`);
+  const entry = cmd === undefined ? undefined : COMMANDS[cmd];
+  if (!entry) {
+    console.error(`${cmd === undefined ? "moe: no command given" : `moe: unknown command '${cmd}'`}\n${USAGE}`);
     return 2;
   }
+  const command = await entry.load();
   try {
-    await (await load())(rest);
+    await command.run(rest);
     return 0;
   } catch (e) {
+    if (e instanceof HelpRequested) {
+      console.log(e.usage);
+      return 0;
+    }
     const err = e as Error;
-    console.error(`moe ${cmd}: ${err instanceof UsageError ? err.message : err.message}`);
+    if (err instanceof UsageError) {
+      console.error(`moe ${cmd}: ${err.message}\n${err.usage ?? command.usage}`);
+      return 2;
+    }
+    console.error(`moe ${cmd}: ${err.message}`);
     if (process.env.MOE_DEBUG) console.error(err.stack);
-    return err instanceof UsageError ? 2 : 1;
+    return 1;
   }
 }
 
@@ -58,7 +93,9 @@ function drained(stream: NodeJS.WriteStream): Promise<void> {
   });
 }
 
-const code = await main(process.argv.slice(2));
-await Promise.all([drained(process.stdout), drained(process.stderr)]);
-// Exit explicitly: a worker thread or socket a command left behind must not keep the CLI alive.
-process.exit(code);
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2));
+  await Promise.all([drained(process.stdout), drained(process.stderr)]);
+  // Exit explicitly: a worker thread or socket a command left behind must not keep the CLI alive.
+  process.exit(code);
+}

@@ -1,20 +1,35 @@
-// `moe generate --model DIR (--ids 1,2,3 | --prompt TEXT | --chat TEXT) --max-tokens N
-//  [--temperature T --top-p P --top-k K --seed S] [--json]
-//  [--speculative mtp --draft-tokens K]`: one completion through the engine.
+// `moe generate`: one completion through the engine (flags: GENERATE below, or --help).
 import { ModelEngine } from "../engine/engine.ts";
 import { createBackend } from "./backend.ts";
 import type { SamplingParams } from "../engine/types.ts";
 import { loadTokenizer } from "../tokenizer/index.ts";
-import { DEFAULT_MODEL, UsageError, intList, num, parse } from "./args.ts";
+import { type CommandSpec, DEFAULT_MODEL, UsageError, intList, num, parseSpec } from "./args.ts";
+
+export const GENERATE = {
+  name: "moe generate",
+  summary: "One completion through the engine, printed as it is generated (--json: {\"ids\", \"text\"} at the end).",
+  flags: {
+    model: { type: "string", arg: "DIR", help: "model directory (default: the bundled models/fortune-dsv3)" },
+    scaling: { type: "string", arg: "FILE", help: "scaling config (configs/scaling/*.yaml, or \"direct\": no actors)" },
+    ids: { type: "string", arg: "1,2,3", help: "the prompt as comma-separated token ids" },
+    prompt: { type: "string", arg: "TEXT", help: "the prompt as text (tokenized with special tokens)" },
+    chat: { type: "string", arg: "TEXT", help: "one user message, through the model's chat template" },
+    "max-tokens": { type: "string", arg: "N", help: "tokens to generate at most (default 64)" },
+    temperature: { type: "string", arg: "T", help: "sampling temperature; 0 is greedy (default 0)" },
+    "top-p": { type: "string", arg: "P", help: "nucleus sampling mass in (0, 1] (default 1)" },
+    "top-k": { type: "string", arg: "K", help: "sample from the K most likely tokens; 0 is off (default 0)" },
+    "min-p": { type: "string", arg: "P", help: "drop tokens less likely than P times the top one (default 0)" },
+    seed: { type: "string", arg: "S", help: "seed of the sampler (reproducible sampling)" },
+    "ignore-eos": { type: "boolean", help: "keep generating past the end-of-sequence token" },
+    speculative: { type: "string", arg: "mtp", help: "speculative decoding with the model's MTP layer" },
+    "draft-tokens": { type: "string", arg: "K", help: "draft tokens per step with --speculative mtp (default 1)" },
+    json: { type: "boolean", help: "print {\"ids\", \"text\"} of the generated tokens as one JSON line" },
+  },
+  notes: "Give exactly one of --ids, --prompt, --chat.",
+} as const satisfies CommandSpec;
 
 export async function generateCommand(argv: string[]): Promise<void> {
-  const a = parse(argv, {
-    model: { type: "string" }, ids: { type: "string" }, prompt: { type: "string" }, chat: { type: "string" },
-    "max-tokens": { type: "string" }, temperature: { type: "string" }, "top-p": { type: "string" },
-    "top-k": { type: "string" }, "min-p": { type: "string" }, seed: { type: "string" }, json: { type: "boolean" },
-    scaling: { type: "string" }, "ignore-eos": { type: "boolean" }, speculative: { type: "string" },
-    "draft-tokens": { type: "string" },
-  });
+  const a = parseSpec(argv, GENERATE);
   const model = a.model ?? DEFAULT_MODEL;
   const given = [a.ids, a.prompt, a.chat].filter((x) => x !== undefined).length;
   if (given !== 1) throw new UsageError("give exactly one of --ids, --prompt, --chat");

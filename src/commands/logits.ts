@@ -1,13 +1,22 @@
-// `moe logits --model DIR --ids 3,14,15 [--decode 9,2,6] [--mtp]`: raw logits as JSON. Row 0 is
-// the last prompt position after prefill, then one row per --decode token fed alone.
+// `moe logits`: raw logits as JSON. Row 0 is the last prompt position after prefill, then one
+// row per --decode token fed alone.
 import { createBackend } from "./backend.ts";
-import { DEFAULT_MODEL, UsageError, intList, parse } from "./args.ts";
+import { type CommandSpec, DEFAULT_MODEL, UsageError, intList, parseSpec } from "./args.ts";
+
+export const LOGITS = {
+  name: "moe logits",
+  summary: "Raw logits as JSON ({\"logits\": [[...]]}): the last prompt position, then one row per decode token fed alone.",
+  flags: {
+    model: { type: "string", arg: "DIR", help: "model directory (default: the bundled models/fortune-dsv3)" },
+    scaling: { type: "string", arg: "FILE", help: "scaling config (configs/scaling/*.yaml, or \"direct\": no actors)" },
+    ids: { type: "string", arg: "3,14,15", help: "the prompt as comma-separated token ids (required)" },
+    decode: { type: "string", arg: "9,2,6", help: "tokens fed one at a time after the prompt, one row each" },
+    mtp: { type: "boolean", help: "add mtp_logits: the MTP layer's row for every prompt position but the last" },
+  },
+} as const satisfies CommandSpec;
 
 export async function logitsCommand(argv: string[]): Promise<void> {
-  const a = parse(argv, {
-    model: { type: "string" }, ids: { type: "string" }, decode: { type: "string" },
-    mtp: { type: "boolean" }, scaling: { type: "string" }, impl: { type: "string" },
-  });
+  const a = parseSpec(argv, LOGITS);
   const ids = intList(a.ids, "--ids"), decode = intList(a.decode, "--decode");
   if (ids.length === 0) throw new UsageError("--ids is required (comma-separated token ids)");
   const total = ids.length + decode.length;

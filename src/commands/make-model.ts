@@ -1,78 +1,64 @@
 // `make-model`: writes a random-weight DeepSeek-V3-format checkpoint from a preset shape.
-import { parseArgs } from "node:util";
+// Progress (a bar on a terminal, a few lines otherwise) and the summary go to stderr.
 import { resolve } from "node:path";
 import { isPresetName, presetSpec, PRESETS } from "../checkpoint/presets.ts";
 import { writeCheckpoint, type WeightFormat } from "../checkpoint/writer.ts";
+import { progress } from "../progress.ts";
+import { type CommandSpec, HelpRequested, UsageError, parseSpec, usage } from "./args.ts";
 
-const USAGE = `usage: make-model --preset ${Object.keys(PRESETS).join("|")} --out DIR
-  [--format fp8|bf16] (default fp8)   [--seed S] (default 0)   [--layers N]
-  [--tokenizer-from DIR] (default models/fortune-dsv3)   [--fp8-eh-proj]   [--quiet]`;
-
-function fail(message: string): never {
-  throw new Error(`make-model: ${message}\n${USAGE}`);
-}
+export const MAKE_MODEL = {
+  name: "moe make-model",
+  summary: "Writes a random-weight checkpoint in the real Hugging Face DeepSeek-V3 format (safetensors shards, index, config, tokenizer).",
+  flags: {
+    preset: { type: "string", arg: "NAME", help: `the model shape (required): ${Object.keys(PRESETS).join(", ")}` },
+    out: { type: "string", arg: "DIR", help: "output directory (required; created if missing)" },
+    format: { type: "string", arg: "fp8|bf16", default: "fp8", help: "projection weights as FP8 E4M3 with 128x128 block scales, or BF16 (default fp8)" },
+    seed: { type: "string", arg: "S", help: "seed of the random weights (default 0)" },
+    layers: { type: "string", arg: "N", help: "override the preset's number of layers" },
+    "tokenizer-from": { type: "string", arg: "DIR", help: "copy tokenizer.json and tokenizer_config.json from DIR (default models/fortune-dsv3)" },
+    "fp8-eh-proj": { type: "boolean", default: false, help: "store the MTP eh_proj as FP8 too (DeepSeek ships it BF16)" },
+    quiet: { type: "boolean", default: false, help: "print nothing but errors" },
+  },
+} as const satisfies CommandSpec;
 
 function parseIntArg(name: string, v: string | undefined, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) fail(`--${name} must be an integer in [${min}, ${max}], got ${v}`);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer in [${min}, ${max}], got ${v}`);
   return n;
 }
 
 export async function makeModelCommand(argv: string[]): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        preset: { type: "string" },
-        format: { type: "string", default: "fp8" },
-        out: { type: "string" },
-        seed: { type: "string" },
-        layers: { type: "string" },
-        "tokenizer-from": { type: "string" },
-        "fp8-eh-proj": { type: "boolean", default: false },
-        quiet: { type: "boolean", default: false },
-        help: { type: "boolean", default: false },
-      },
-    }));
-  } catch (e) {
-    fail((e as Error).message);
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  if (!values.preset || !isPresetName(values.preset)) fail(`unknown or missing --preset ${values.preset ?? ""}`.trim());
-  if (!values.out) fail("missing --out DIR");
-  if (values.format !== "fp8" && values.format !== "bf16") fail(`--format must be fp8 or bf16, got ${values.format}`);
+  const values = parseSpec(argv, MAKE_MODEL);
+  if (!values.preset || !isPresetName(values.preset)) throw new UsageError(`unknown or missing --preset ${values.preset ?? ""}`.trim());
+  if (!values.out) throw new UsageError("missing --out DIR");
+  if (values.format !== "fp8" && values.format !== "bf16") throw new UsageError(`--format must be fp8 or bf16, got ${values.format}`);
   const format: WeightFormat = values.format;
   const seed = parseIntArg("seed", values.seed, 0, 2 ** 32 - 1) ?? 0;
   const layers = parseIntArg("layers", values.layers, 1, 1000);
   const spec = presetSpec(values.preset, { layers });
   const out = resolve(values.out);
-  const log = values.quiet ? () => {} : (s: string) => console.log(s);
 
-  const t0 = performance.now();
+  let shown: ReturnType<typeof progress> | undefined;
+  const show = (total: number) => (shown ??= progress(`make-model ${values.preset} ${format}`, total, { unit: "bytes", mode: values.quiet ? "off" : undefined }));
   const res = await writeCheckpoint(out, spec, {
     format,
     seed,
     tokenizerFrom: values["tokenizer-from"] && resolve(values["tokenizer-from"]),
     fp8EhProj: values["fp8-eh-proj"],
-    onShard: (file, bytes) => log(`  ${file}  ${(bytes / 2 ** 20).toFixed(1)} MiB  (${((performance.now() - t0) / 1000).toFixed(1)} s)`),
+    onBytes: (done, total) => show(total).set(done),
   });
-  const secs = (performance.now() - t0) / 1000;
-  log(
-    `make-model: ${values.preset} ${format} seed ${seed} -> ${out}: ${(res.params / 1e6).toFixed(1)}M params, ` +
-      `${res.tensors} tensors, ${(res.totalSize / 2 ** 20).toFixed(1)} MiB of tensor data in ${res.shards.length} shards, ${secs.toFixed(1)} s`,
+  show(res.totalSize).end(
+    `seed ${seed} -> ${out}: ${(res.params / 1e6).toFixed(1)}M params, vocab_size ${res.vocabSize}, ${res.tensors} tensors, ` +
+      `${(res.totalSize / 2 ** 20).toFixed(1)} MiB of tensor data in ${res.shards.length} shards`,
   );
 }
 
 if (import.meta.main) {
+  // Run alone (bun src/commands/make-model.ts ...): the same exits as `moe make-model`.
   makeModelCommand(process.argv.slice(2)).catch((e: Error) => {
-    console.error(e.message);
-    process.exit(1);
+    if (e instanceof HelpRequested) return void console.log(e.usage);
+    console.error(`make-model: ${e.message}${e instanceof UsageError ? `\n${usage(MAKE_MODEL)}` : ""}`);
+    process.exit(e instanceof UsageError ? 2 : 1);
   });
 }

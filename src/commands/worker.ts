@@ -1,5 +1,4 @@
-// `moe worker --model DIR --scaling FILE --node NAME [--nats URL] [--nats-creds FILE] [--nats-wait S]
-//  [--system NAME]`:
+// `moe worker` (flags: WORKER below, or --help):
 // one node of a multi-process (multi-host) deployment. It serves the actors the scaling config
 // places on "node:NAME", reached over NATS by the gateway (`moe serve` with the same config), until
 // SIGINT or SIGTERM. The actor kinds are this project's own (actors/index.ts), fixed here: nothing
@@ -20,7 +19,7 @@ import type { HostInit } from "../runtime/frames.ts";
 import { serveNode } from "../runtime/nats-node.ts";
 import { maskUrl, natsConnect } from "../runtime/nats-connect.ts";
 import { DEFAULT_NATS_URL, NatsTransport } from "../runtime/nats-transport.ts";
-import { UsageError, parse } from "./args.ts";
+import { type CommandSpec, UsageError, parseSpec } from "./args.ts";
 import { ACTOR_REGISTRY } from "./backend.ts";
 
 export function natsUrl(flag?: string): string {
@@ -34,6 +33,17 @@ export function natsCreds(flag?: string): string | undefined {
   return v;
 }
 
+/** Says what is being waited for when `p` has not settled within a second (a NATS server that
+ * is not up yet): silence would look like a hang. */
+export async function whileWaiting<T>(p: Promise<T>, message: string, log: (l: string) => void): Promise<T> {
+  const t = setTimeout(() => log(message), 1000);
+  try {
+    return await p;
+  } finally {
+    clearTimeout(t);
+  }
+}
+
 /**
  * The transports `serve` needs for a scaling config: the NATS one when the config places anything on
  * "node:NAME", none otherwise. The gateway hosts the node named by the config's top-level
@@ -44,14 +54,29 @@ export async function natsTransportsFor(scalingPath: string, url?: string, syste
   const locs = [cfg.placement, ...Object.values(cfg.actors).flatMap((k) => (k.placement === undefined ? [] : [k.placement].flat()))];
   if (!locs.some((l) => l.startsWith("node:"))) return [];
   const localNode = cfg.placement.startsWith("node:") ? cfg.placement.slice(5) : "gateway";
-  return [await NatsTransport.connect({ url: natsUrl(url), system: system ?? process.env.MOE_NATS_SYSTEM, localNode, creds: natsCreds(creds) })];
+  const u = natsUrl(url);
+  const connecting = NatsTransport.connect({ url: u, system: system ?? process.env.MOE_NATS_SYSTEM, localNode, creds: natsCreds(creds) });
+  const waiting = `waiting up to 30 s for the NATS server at ${maskUrl(u)} (the scaling config places actors on nodes); start one with scripts/nats-server.sh`;
+  return [await whileWaiting(connecting, waiting, (l) => console.error(`moe-actors: ${l}`))];
 }
 
+export const WORKER = {
+  name: "moe worker",
+  summary: "Serves the actors a scaling config places on node:NAME, reached by the gateway (moe serve, same config) over NATS, until SIGINT/SIGTERM.",
+  flags: {
+    model: { type: "string", arg: "DIR", help: "model directory on this host (required)" },
+    scaling: { type: "string", arg: "FILE", help: "the gateway's scaling config (required)" },
+    node: { type: "string", arg: "NAME", help: "which node:NAME of the config this process is (required)" },
+    nats: { type: "string", arg: "URL", help: `NATS server, credentials in the URL (default NATS_URL, else ${DEFAULT_NATS_URL})` },
+    "nats-creds": { type: "string", arg: "FILE", help: "a .creds file or user NKey seed file (default NATS_CREDS)" },
+    "nats-wait": { type: "string", arg: "S", help: "seconds to wait for a NATS server that is not up yet, then fail (default 30)" },
+    system: { type: "string", arg: "NAME", help: "system name separating deployments on one NATS server (default MOE_NATS_SYSTEM, else \"default\")" },
+  },
+  notes: "Refused credentials end the worker at once with a non-zero status; so does losing the bus for good.",
+} as const satisfies CommandSpec;
+
 export async function workerCommand(argv: string[]): Promise<void> {
-  const a = parse(argv, {
-    model: { type: "string" }, scaling: { type: "string" }, node: { type: "string" }, nats: { type: "string" },
-    system: { type: "string" }, "nats-creds": { type: "string" }, "nats-wait": { type: "string" },
-  });
+  const a = parseSpec(argv, WORKER);
   if (!a.model || !a.scaling || !a.node) throw new UsageError("worker needs --model DIR --scaling FILE --node NAME");
   const model = resolve(a.model);
   const node = a.node;
@@ -67,8 +92,11 @@ export async function workerCommand(argv: string[]): Promise<void> {
   const log = (l: string) => console.error(`[worker ${node}] ${l}`);
   const wait = Number(a["nats-wait"] ?? 30);
   if (!(wait > 0)) throw new UsageError(`--nats-wait ${a["nats-wait"]}: seconds to wait for the NATS server, > 0`);
-  const nc = await natsConnect(url, `moe-worker-${node}`, { creds: natsCreds(a["nats-creds"]), firstConnectMs: wait * 1000 });
-  log(`connected to ${maskUrl(url)}; serving ${mine.join(", ")}`);
+  const nc = await whileWaiting(
+    natsConnect(url, `moe-worker-${node}`, { creds: natsCreds(a["nats-creds"]), firstConnectMs: wait * 1000 }),
+    `waiting up to ${wait} s (--nats-wait) for the NATS server at ${maskUrl(url)}; start one with scripts/nats-server.sh`, log,
+  );
+  log(`connected to ${maskUrl(url)}; serving ${mine.join(", ")} once the gateway (moe serve, same scaling config) starts them`);
   const rewriteInit = (init: HostInit): HostInit => ({ ...init, config: { ...(init.config as ModelActorsConfig), model } });
   const server = await serveNode({
     nc, node, rewriteInit, log, warm: true, system: a.system ?? process.env.MOE_NATS_SYSTEM, registry: ACTOR_REGISTRY, // the project's own kinds, fixed for this process's life
