@@ -45,6 +45,24 @@ const message = z.object({
   tool_call_id: z.string().nullish(),
 });
 
+// OpenAI's function tools; a name is what the model writes back, so it is kept to OpenAI's alphabet
+const functionTool = z.object({
+  type: z.literal("function"),
+  function: z.object({
+    name: z.string().regex(/^[\w.-]{1,64}$/, "a function name is 1-64 letters, digits, _ . or -"),
+    description: z.string().nullish(),
+    parameters: z.record(z.string(), z.unknown()).nullish(),
+    strict: z.boolean().nullish(),
+  }),
+});
+export type FunctionTool = z.infer<typeof functionTool>;
+
+const toolChoice = z.union([
+  z.enum(["none", "auto", "required"]),
+  z.object({ type: z.literal("function"), function: z.object({ name: z.string() }) }),
+]);
+export type ToolChoice = z.infer<typeof toolChoice>;
+
 type Ctx = z.core.$RefinementCtx;
 
 function unsupported(ctx: Ctx, path: (string | number)[], message: string): void {
@@ -71,8 +89,9 @@ export const ChatCompletionRequest = z
     max_completion_tokens: z.number().int().min(1).nullish(),
     logprobs: z.boolean().nullish(),
     top_logprobs: z.number().int().min(0).max(MAX_LOGPROBS).nullish(),
-    tools: z.array(z.unknown()).nullish(),
-    tool_choice: z.union([z.string(), z.record(z.string(), z.unknown())]).nullish(),
+    tools: z.array(functionTool).nullish(),
+    tool_choice: toolChoice.nullish(),
+    chat_template_kwargs: z.record(z.string(), z.unknown()).nullish(),
     parallel_tool_calls: z.boolean().nullish(),
     functions: z.array(z.unknown()).nullish(),
     function_call: z.unknown().optional(),
@@ -86,13 +105,14 @@ export const ChatCompletionRequest = z
     if (b.top_logprobs != null && !b.logprobs && b.top_logprobs > 0) {
       ctx.addIssue({ code: "custom", path: ["top_logprobs"], message: "top_logprobs requires logprobs: true" });
     }
-    const hasTools = (b.tools?.length ?? 0) > 0 || (b.functions?.length ?? 0) > 0;
-    if (b.tool_choice != null && b.tool_choice !== "none" && b.tool_choice !== "auto") {
-      unsupported(ctx, ["tool_choice"], "tool_choice other than \"none\" is not supported: this server does not call tools");
-    } else if (hasTools && b.tool_choice !== "none") {
-      unsupported(ctx, [b.functions?.length ? "functions" : "tools"], "tool calling is not supported; send tool_choice: \"none\" or no tools");
+    const names = (b.tools ?? []).map((t) => t.function.name);
+    if ((b.tool_choice === "required" || typeof b.tool_choice === "object") && names.length === 0) {
+      ctx.addIssue({ code: "custom", path: ["tool_choice"], message: "tool_choice requires tools" });
+    } else if (typeof b.tool_choice === "object" && b.tool_choice && !names.includes(b.tool_choice.function.name)) {
+      ctx.addIssue({ code: "custom", path: ["tool_choice", "function", "name"], message: `no tool is named ${b.tool_choice.function.name}` });
     }
-    if (b.function_call != null && b.function_call !== "none") unsupported(ctx, ["function_call"], "function_call is not supported");
+    if ((b.functions?.length ?? 0) > 0) unsupported(ctx, ["functions"], "functions is deprecated and not supported; send tools");
+    if (b.function_call != null && b.function_call !== "none") unsupported(ctx, ["function_call"], "function_call is deprecated and not supported; send tool_choice");
     if (b.response_format && b.response_format.type !== "text") {
       unsupported(ctx, ["response_format"], `response_format ${b.response_format.type} is not supported`);
     }

@@ -81,8 +81,7 @@ describe("bad requests", () => {
     const h = await harness();
     const tool = { type: "function", function: { name: "f", parameters: {} } };
     const refused: [string, object, string][] = [
-      ["/v1/chat/completions", { tools: [tool], tool_choice: "required" }, "tool_choice"],
-      ["/v1/chat/completions", { tools: [tool] }, "tools"],
+      ["/v1/chat/completions", { functions: [tool.function] }, "functions"],
       ["/v1/chat/completions", { response_format: { type: "json_schema", json_schema: {} } }, "response_format"],
       ["/v1/chat/completions", { logit_bias: { "5": 10 } }, "logit_bias"],
       ["/v1/chat/completions", { stream_options: { include_usage: true } }, "stream_options"],
