@@ -1,9 +1,8 @@
 // CPU benchmark of a model directory: prefill and decode throughput, peak memory, the weight bytes
 // a decoded token streams and the share of the machine's measured memory bandwidth that achieves.
-//   bun scripts/bench.ts --model DIR [--threads N] [--reps R] [--steps S] [--json]
+//   npx bun scripts/bench.ts --model DIR [--threads N] [--reps R] [--steps S] [--json] (--help: every flag)
 // Drives the model directly (Transformer + LocalMoE, pages from the engine's BlockManager) through
 // one `Stepper`; swapping it for the engine/actor path leaves the measurements unchanged.
-import { parseArgs } from "node:util";
 import { type Checkpoint, openCheckpoint } from "../src/checkpoint/checkpoint.ts";
 import { DTYPE_BYTES } from "../src/checkpoint/safetensors.ts";
 import { BlockManager } from "../src/engine/blocks.ts";
@@ -15,6 +14,36 @@ import { Transformer } from "../src/model/transformer.ts";
 import type { ModelBackend } from "../src/engine/backend.ts";
 import { createBackend } from "../src/commands/backend.ts";
 import { measureSpeculative } from "../src/engine/speculative.ts";
+import { type CommandSpec, UsageError, parseOrExit } from "../src/commands/args.ts";
+
+export const BENCH = {
+  name: "npx bun scripts/bench.ts",
+  summary: "CPU benchmark of a model: prefill and decode tokens/s, peak RSS, weight bytes per token, share of measured memory bandwidth.",
+  flags: {
+    model: { type: "string", arg: "DIR", help: "model directory (required; e.g. make-model --preset bench-m)" },
+    threads: { type: "string", arg: "N", help: "kernel threads (default: all cores)" },
+    reps: { type: "string", arg: "R", default: "3", help: "passes per measurement, best kept (default 3)" },
+    steps: { type: "string", arg: "S", default: "32", help: "decode steps per pass (default 32)" },
+    json: { type: "boolean", default: false, help: "print one JSON line with every figure" },
+    "no-depth": { type: "boolean", default: false, help: "skip decode at depth 1024" },
+    profile: { type: "boolean", default: false, help: "print per-kernel ms of a batch-1 decode step" },
+    quick: { type: "boolean", default: false, help: "decode batch 1 only (A/B comparisons of kernels)" },
+    scaling: { type: "string", arg: "FILE", help: "run through the actors of this scaling config instead of in-thread" },
+    speculative: { type: "string", arg: "mtp", help: "also measure MTP speculative decoding (acceptance, tok/s with and without)" },
+    "draft-tokens": { type: "string", arg: "K", default: "1", help: "draft tokens per step with --speculative mtp (default 1)" },
+  },
+} as const satisfies CommandSpec;
+
+/** Parameters of the model, each counted once (block scales and the MTP layer's copies of the
+ * embedding and head are not parameters of their own). */
+export function paramCount(ck: Checkpoint): number {
+  let n = 0;
+  for (const name of ck.names()) {
+    if (name.endsWith("_scale_inv") || (name.startsWith("model.layers.") && /\.(embed_tokens|shared_head\.head)\.weight$/.test(name))) continue;
+    n += ck.info(name).shape.reduce((a, b) => a * b, 1);
+  }
+  return n;
+}
 
 /** One forward step over sequences; returns the next token (argmax) of each. */
 export interface Stepper {
@@ -150,23 +179,18 @@ const medianRate = (t: Timing, batch: number) => {
 };
 
 async function main() {
-  const { values } = parseArgs({ args: process.argv.slice(2), strict: true, options: {
-    model: { type: "string" }, threads: { type: "string" }, reps: { type: "string", default: "3" },
-    steps: { type: "string", default: "32" }, json: { type: "boolean", default: false },
-    "no-depth": { type: "boolean", default: false }, profile: { type: "boolean", default: false },
-    quick: { type: "boolean", default: false }, // decode b1 only (A/B comparisons of kernels)
-    scaling: { type: "string" }, // run through the actors of this scaling config instead of in-thread
-    speculative: { type: "string" }, "draft-tokens": { type: "string", default: "1" },
-  } });
-  if (!values.model) throw new Error("usage: bun scripts/bench.ts --model DIR [--threads N] [--reps R] [--steps S] [--json]");
+  const values = parseOrExit(process.argv.slice(2), BENCH, (v) => {
+    if (!v.model) throw new UsageError("--model DIR is required");
+    if (v.speculative !== undefined && v.speculative !== "mtp") throw new UsageError(`--speculative ${v.speculative}: only "mtp" is supported`);
+  });
   const reps = Number(values.reps), steps = Number(values.steps);
   const base = cpuKernels();
   const threads = base.threads(values.threads ? Number(values.threads) : 0);
   const clock = { ms: 0, by: new Map<string, number>() };
-  const ck = openCheckpoint(values.model);
+  const ck = openCheckpoint(values.model!);
   const V = ck.config.vocab_size;
   const pageSize = 64;
-  const actors = values.scaling ? await createBackend({ model: values.model, scaling: values.scaling, pages: 512, pageSize }) : null;
+  const actors = values.scaling ? await createBackend({ model: values.model!, scaling: values.scaling, pages: 512, pageSize }) : null;
   const st: Stepper = actors ? new ActorStepper(actors) : new DirectStepper(ck, timedKernels(base, clock), 512, pageSize);
   const log = (...a: unknown[]) => { if (!values.json) console.log(...a); };
 
@@ -215,7 +239,8 @@ async function main() {
     return { ...best(ts), stepMs };
   };
 
-  log(`bench: ${values.model}, ${threads} threads, best of ${reps}, ${steps} decode steps per pass`);
+  const params = paramCount(ck);
+  log(`bench: ${values.model} (${(params / 1e6).toFixed(1)}M parameters), ${threads} threads, best of ${reps}, ${steps} decode steps per pass`);
   await prefillRun(128); // warm-up: maps pages, fills caches
   const none: Timing = { ms: 1, kernelMs: 0, tokens: 0 };
   const p128 = values.quick ? none : await prefillRun(128);
@@ -243,19 +268,18 @@ async function main() {
   await actors?.close();
   // Speculative decoding with the MTP module: batch-1 greedy decode with and without it.
   const spec = values.speculative === "mtp"
-    ? await measureSpeculative(values.model, {
+    ? await measureSpeculative(values.model!, {
       k: Number(values["draft-tokens"]), tokens: 128,
       backend: (kvTokens) => createBackend({ model: values.model!, scaling: values.scaling ?? "direct", mtp: true, kvTokens }),
     })
     : null;
   if (spec) log(`speculative mtp k=${spec.k}: acceptance ${spec.mtp_acceptance.toFixed(3)}, ${spec.decode_tok_s.toFixed(1)} tok/s vs ${spec.decode_tok_s_no_speculation.toFixed(1)} without (identical tokens: ${spec.identical})`);
-  else if (values.speculative !== undefined) throw new Error(`--speculative ${values.speculative}: only "mtp" is supported`);
   if (values.json)
     console.log(JSON.stringify({
       ...(spec ? { speculative: "mtp", draft_tokens: spec.k, mtp_acceptance: spec.mtp_acceptance, mean_accepted_length: spec.mean_accepted_length,
         decode_tok_s_no_speculation: spec.decode_tok_s_no_speculation, decode_tok_s_speculative: spec.decode_tok_s, speculative_identical: spec.identical } : {}),
       scaling: values.scaling ?? "direct",
-      model: values.model, threads, isa: process.env.MOE_CPU_ISA ?? "auto",
+      model: values.model, params, threads, isa: process.env.MOE_CPU_ISA ?? "auto",
       prefill128_tok_s: rate(p128), prefill512_tok_s: rate(p512), decode_tok_s: rate(d1),
       decode_depth1024_tok_s: dd ? rate(dd) : null, decode_batch8_tok_s: rate(d8), peak_rss_mb: peak,
       decode_step_ms: d1.ms / steps, decode_runtime_share: (d1.ms - d1.kernelMs) / d1.ms,
@@ -268,4 +292,4 @@ async function main() {
     }));
 }
 
-await main();
+if (import.meta.main) await main();

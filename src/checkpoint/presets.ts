@@ -47,7 +47,7 @@ const yarn = (factor: number, original: number): RopeScalingSpec => ({
 });
 
 export const PRESETS = {
-  /** ~300M parameters: big enough that kernels and the actor fabric dominate, small enough for one host. */
+  /** 814.7M parameters (~0.9 GB in FP8): big enough that kernels and the actor fabric dominate, small enough for one host. */
   "bench-m": {
     vocab_size: 32768,
     hidden_size: 1024,
