@@ -21,7 +21,7 @@ async function makeServer(model: string, name: string) {
 
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`)); // labels: model_name
   return line ? Number(line.split(" ")[1]) : NaN;
 }
 

@@ -8,7 +8,7 @@ import { Scheduler, type SchedulerLimits } from "./scheduler.ts";
 import { Sequence } from "./sequence.ts";
 import {
   type Engine, EngineError, type EngineHealth, type EngineStats, type GenerateRequest, type ModelInfo,
-  type SamplingParams, type TokenEvent,
+  type Preemption, type SamplingParams, type TokenEvent,
 } from "./types.ts";
 
 export interface EngineOptions extends Partial<Omit<SchedulerLimits, "speculative" | "capacity">> {
@@ -20,6 +20,8 @@ export interface EngineOptions extends Partial<Omit<SchedulerLimits, "speculativ
    * drafts keep being rejected pauses drafting (Sequence.draftTokens) unless `always`. */
   speculative?: { k: number; always?: boolean };
   log?: (msg: string) => void;
+  /** Told of every sequence the scheduler preempts (serve logs it). */
+  onPreempt?: (p: Preemption) => void;
 }
 
 export class ModelEngine implements Engine {
@@ -32,6 +34,7 @@ export class ModelEngine implements Engine {
   private loadAt = 0;
   private readonly specK: number;
   private readonly exec: StepExecutor;
+  private preemptions = 0;
 
   constructor(readonly backend: ModelBackend, private readonly o: EngineOptions = {}) {
     const c = backend.config;
@@ -51,6 +54,9 @@ export class ModelEngine implements Engine {
       maxBatchTokens: o.maxBatchTokens ?? backend.batch?.max_batch_tokens ?? 512,
       maxRunning: o.maxRunning ?? backend.batch?.max_running_seqs ?? 64,
       maxWaiting: o.maxWaiting ?? 256,
+      // off unless asked (serve asks, as vLLM, unless --no-prefix-caching): engines that share one
+      // backend's cache pages (tests) would otherwise reuse pages another engine has overwritten
+      prefixCaching: o.prefixCaching ?? false,
     }, (replica, seq) => backend.release?.(replica, [seq]));
     this.exec = new StepExecutor(backend, this.sched, this.info.max_model_len, o);
   }
@@ -91,7 +97,9 @@ export class ModelEngine implements Engine {
   private async loop(): Promise<void> {
     try {
       for (;;) {
+        const before = this.sched.running.map((q) => [q, q.replica, q.computed] as const);
         const steps = this.sched.plan();
+        this.notePreemptions(before);
         if (steps.length === 0) break;
         for (const s of steps) for (const q of s.seqs) this.inFlight.add(q);
         await Promise.all(steps.map((s) => this.exec.run(s)));
@@ -105,6 +113,16 @@ export class ModelEngine implements Engine {
       this.inFlight.clear();
       // Sequences left waiting for pages that a finishing sequence will free: look again soon.
       if (!this.closed && (this.sched.waiting.length || this.sched.running.length)) setTimeout(() => this.kick(), 5);
+    }
+  }
+
+  /** Planning is synchronous (nothing aborts meanwhile): a sequence that was running before the plan
+   * and has no replica after it was preempted by it. */
+  private notePreemptions(before: readonly (readonly [Sequence, number, number])[]): void {
+    for (const [seq, replica, computed] of before) {
+      if (seq.replica !== -1) continue;
+      this.preemptions++;
+      this.o.onPreempt?.({ request_id: seq.req.id, replica, computed_tokens: computed });
     }
   }
 
@@ -122,6 +140,8 @@ export class ModelEngine implements Engine {
       prompt_tokens_total: this.exec.promptTotal,
       generation_tokens_total: this.exec.genTotal,
       expert_load: this.load,
+      ...(this.sched.limits.prefixCaching ? { prefix_cache_queries_total: this.sched.prefixQueries, prefix_cache_hits_total: this.sched.prefixHits } : {}),
+      preemptions_total: this.preemptions,
       ...(this.specK ? { spec_drafted_total: this.exec.specDrafted, spec_accepted_total: this.exec.specAccepted } : {}),
     };
   }

@@ -58,6 +58,19 @@ export interface EngineStats {
   // optional speculative decoding counters
   spec_drafted_total?: number;
   spec_accepted_total?: number;
+  // sequences sent back to the queue because KV pages ran short (vLLM's num_preemptions)
+  preemptions_total?: number;
+  // prefix caching, in prompt tokens: looked up, and found cached (vLLM's prefix_cache_queries/hits)
+  prefix_cache_queries_total?: number;
+  prefix_cache_hits_total?: number;
+}
+
+/** A sequence the scheduler sent back to the queue for want of KV pages; its cache is recomputed
+ * when it runs again. */
+export interface Preemption {
+  request_id: string; // the engine request's id (the gateway's x-request-id, suffixed)
+  replica: number; // the attention replica whose cache was short
+  computed_tokens: number; // cache positions dropped, to be recomputed
 }
 
 export interface ModelInfo {

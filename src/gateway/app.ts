@@ -3,6 +3,7 @@
 import { Hono } from "hono";
 import { cors } from "hono/cors";
 import type { Engine, EngineStats } from "../engine/types.ts";
+import { Logger } from "../log.ts";
 import { inlineEncoder, type PromptEncoder } from "../tokenizer/prompt.ts";
 import { chatCompletions } from "./chat.ts";
 import type { TextCodec } from "./codec.ts";
@@ -15,6 +16,7 @@ import { GatewayMetrics } from "./metrics.ts";
 import { apiKeyAuth } from "./middleware/auth.ts";
 import { bodyLimit } from "./middleware/body-limit.ts";
 import { jsonOnly } from "./middleware/content-type.ts";
+import { accessLog } from "./middleware/access-log.ts";
 import { httpMetrics } from "./middleware/http-metrics.ts";
 import { requestId } from "./middleware/request-id.ts";
 import { requestTimeout } from "./middleware/timeout.ts";
@@ -42,6 +44,8 @@ export interface AppOptions {
   drain?: Drain;
   /** Pass one to share metrics between apps or read them in tests. */
   metrics?: GatewayMetrics;
+  /** One line per request, and the details of server faults (default: server faults only, on stderr). */
+  log?: Logger;
   /** Browser origins allowed to call the API (CORS); `*` for any. Default: none (no CORS headers). */
   allowedOrigins?: readonly string[];
 }
@@ -53,6 +57,8 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   const metrics = opts.metrics ?? new GatewayMetrics();
   const drain = opts.drain ?? new Drain();
   const servedModelName = opts.servedModelName ?? engine.info.id;
+  // without a logger of its own, an app says only what console.error said before logs existed
+  const log = opts.log ?? new Logger({ level: "error", write: (line) => console.error(line.trimEnd()) });
   const deps: GatewayDeps = {
     engine, codec: opts.tokenizer, encoder: opts.encoder ?? inlineEncoder(opts.tokenizer), metrics, servedModelName,
     get info() { return engine.info; }, // read per request: a loading engine's info changes once
@@ -71,6 +77,7 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
     }));
   }
   app.use("*", requestId());
+  app.use("*", accessLog(log));
   app.use("*", httpMetrics(metrics));
   if (opts.apiKeys && opts.apiKeys.length > 0) {
     app.use("/v1/*", apiKeyAuth(opts.apiKeys));
@@ -102,7 +109,7 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   healthRoutes(app, engine, drain);
   app.get("/metrics", (c) => {
     c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
-    return c.body(metrics.render(engineStats(engine)));
+    return c.body(metrics.render(engineStats(engine), servedModelName));
   });
 
   app.notFound((c) => toErrorResponse(
@@ -110,10 +117,16 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   app.onError((err, c) => {
     const api = toApiError(err);
     // the details (messages naming files, stacks) stay in the server log, under the request id
-    if (api.isServerFault) console.error(`[gateway] request ${c.get("requestId")}: ${api.status}`, err instanceof ApiError ? err.message : err);
+    if (api.isServerFault) {
+      log.error("request failed", { event: "request_error", request_id: c.get("requestId"), status: api.status, error: errorText(err) });
+    }
     return toErrorResponse(api);
   });
   return app;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof ApiError ? err.message : err instanceof Error ? err.stack ?? err.message : String(err);
 }
 
 /** A scrape must not fail because the engine is unwell: its gauges are then simply left out. */

@@ -1,5 +1,6 @@
 // Hono context variables set by the gateway's middleware.
 import type { Env } from "hono";
+import type { RequestTally } from "./middleware/access-log.ts";
 
 export interface GatewayEnv extends Env {
   Variables: {
@@ -12,5 +13,7 @@ export interface GatewayEnv extends Env {
     bodyDeadline: AbortSignal;
     /** Aborts when a drain gives up waiting for this request (503, "shutting down"). */
     shutdown: AbortSignal;
+    /** The request's tokens and first-token time, for its access log line. */
+    tally: RequestTally;
   };
 }

@@ -1,5 +1,6 @@
 // Just enough of the Prometheus text exposition format (version 0.0.4): counters and gauges with
-// labels, and cumulative histograms. No dependency, no global registry.
+// labels, and cumulative histograms. No dependency, no global registry. `render(base)` puts the
+// `base` labels (the gateway's `model_name`) on every sample, as vLLM does.
 
 export type Labels = Record<string, string | number>;
 
@@ -45,10 +46,10 @@ export class Counter {
     return this.values.get(formatLabels(labels))?.value ?? 0;
   }
 
-  render(): string {
+  render(base?: Labels): string {
     let out = header(this.name, this.help, "counter");
-    if (this.values.size === 0) out += sample(this.name, 0);
-    for (const { labels, value } of this.values.values()) out += sample(this.name, value, labels);
+    if (this.values.size === 0) out += sample(this.name, 0, base);
+    for (const { labels, value } of this.values.values()) out += sample(this.name, value, { ...base, ...labels });
     return out;
   }
 }
@@ -73,12 +74,12 @@ export class Histogram {
     return this.count;
   }
 
-  render(): string {
+  render(base?: Labels): string {
     let out = header(this.name, this.help, "histogram");
-    this.buckets.forEach((le, i) => (out += sample(`${this.name}_bucket`, this.counts[i]!, { le: String(le) })));
-    out += sample(`${this.name}_bucket`, this.count, { le: "+Inf" });
-    out += sample(`${this.name}_sum`, this.sum);
-    out += sample(`${this.name}_count`, this.count);
+    this.buckets.forEach((le, i) => (out += sample(`${this.name}_bucket`, this.counts[i]!, { ...base, le: String(le) })));
+    out += sample(`${this.name}_bucket`, this.count, { ...base, le: "+Inf" });
+    out += sample(`${this.name}_sum`, this.sum, base);
+    out += sample(`${this.name}_count`, this.count, base);
     return out;
   }
 }

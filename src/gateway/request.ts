@@ -156,7 +156,7 @@ export function choiceSpecs(
       signal: c.get("signal"),
       deadline: c.get("deadline"),
       shutdown: c.get("shutdown"),
-      timer: deps.metrics.sequence(startMs),
+      timer: deps.metrics.sequence(startMs, c.get("tally"), i === 0),
     })),
   );
 }

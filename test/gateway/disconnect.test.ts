@@ -6,7 +6,7 @@ const long = { model: MODEL, prompt: "x", max_tokens: 200, ignore_eos: true, tem
 
 async function gauge(h: Awaited<ReturnType<typeof harness>>, name: string): Promise<number> {
   const text = await (await h.app.request("/metrics")).text();
-  const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text); // whatever its labels (model_name)
   return Number(m?.[1]);
 }
 

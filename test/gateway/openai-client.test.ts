@@ -84,8 +84,8 @@ describe("openai client over a socket", () => {
     await until(() => h.engine.aborted.length === before + 1);
     await until(() => h.engine.stats().running === 0);
     const metrics = await (await fetch(`http://127.0.0.1:${server.port}/metrics`, { headers: { authorization: "Bearer sk-test" } })).text();
-    expect(metrics).toContain("moe_num_requests_running 0");
-    expect(metrics).toContain("moe_kv_cache_blocks_used 0");
+    expect(metrics).toMatch(/^moe_num_requests_running\{model_name="[^"]*"\} 0$/m);
+    expect(metrics).toMatch(/^moe_kv_cache_blocks_used\{model_name="[^"]*"\} 0$/m);
   });
 
   test("a raw fetch dropped mid-stream aborts the engine request", async () => {

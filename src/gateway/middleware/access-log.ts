@@ -1,0 +1,110 @@
+// One log line per request: method, path, status, request id, tokens in and out, time to first
+// token and total time. A stream is logged when its body ends (finished, failed or cut off by the
+// client), not when its headers go out; its status is the 200 that was sent, and `finish_reason`
+// says "abort" when the client went away. Successful probes and scrapes (/health, /metrics) are
+// logged at debug level, so a kubelet or Prometheus polling every few seconds does not drown the
+// requests.
+import type { MiddlewareHandler } from "hono";
+import type { FinishReason } from "../../engine/types.ts";
+import type { LogLevel, Logger } from "../../log.ts";
+import type { GatewayEnv } from "../env.ts";
+import { toApiError } from "../errors.ts";
+
+/** What one request's sequences add up to, filled in by their SequenceTimers. */
+export class RequestTally {
+  promptTokens: number | null = null; // null: no sequence was admitted
+  completionTokens = 0;
+  firstTokenMs: number | null = null;
+  readonly finishReasons: FinishReason[] = [];
+
+  constructor(readonly startMs: number) {}
+
+  prompt(tokens: number): void {
+    this.promptTokens = (this.promptTokens ?? 0) + tokens;
+  }
+
+  token(nowMs: number): void {
+    this.completionTokens += 1;
+    this.firstTokenMs ??= nowMs;
+  }
+
+  finished(reason: FinishReason): void {
+    this.finishReasons.push(reason);
+  }
+}
+
+type Ending = "end" | "error" | "cancel";
+
+const PROBES = new Set(["/health", "/health/live", "/metrics"]);
+
+export function accessLog(log: Logger): MiddlewareHandler<GatewayEnv> {
+  return async function accessLogMiddleware(c, next) {
+    const tally = new RequestTally(performance.now());
+    c.set("tally", tally);
+    await next();
+    const status = c.res.status;
+    const stream = c.res.headers.get("content-type")?.startsWith("text/event-stream") ?? false;
+    const line = (ending: Ending) => {
+      const now = performance.now();
+      const level: LogLevel = status >= 500 ? "error" : status === 429 ? "warn"
+        : PROBES.has(c.req.path) && status < 300 ? "debug" : "info";
+      const reasons = ending === "cancel" ? ["abort"] : [...new Set(tally.finishReasons)];
+      log.log(level, "request", {
+        event: "request",
+        request_id: c.get("requestId"),
+        method: c.req.method,
+        path: c.req.path,
+        status,
+        prompt_tokens: tally.promptTokens,
+        completion_tokens: tally.promptTokens === null ? null : tally.completionTokens,
+        ttft_ms: tally.firstTokenMs === null ? null : round(tally.firstTokenMs - tally.startMs),
+        total_ms: round(now - tally.startMs),
+        finish_reason: reasons.length ? reasons.join(",") : null,
+        stream: stream || undefined,
+        error: c.error ? toApiError(c.error).message : undefined,
+      });
+    };
+    const body = c.res.body;
+    if (body && stream) {
+      c.res = new Response(onEnd(body, line), c.res);
+    } else {
+      line("end");
+    }
+  };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+
+/** The same bytes, calling `done` once when the stream ends, fails or is cancelled. Pulls only when
+ * read (highWaterMark 0), so a slow client still slows generation. */
+function onEnd(body: ReadableStream<Uint8Array>, done: (how: Ending) => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let called = false;
+  const once = (how: Ending) => {
+    if (called) return;
+    called = true;
+    done(how);
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const r = await reader.read();
+        if (r.done) {
+          controller.close();
+          once("end");
+        } else {
+          controller.enqueue(r.value);
+        }
+      } catch (err) {
+        once("error");
+        controller.error(err);
+      }
+    },
+    cancel(reason) {
+      once("cancel");
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
