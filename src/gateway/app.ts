@@ -5,7 +5,7 @@ import { cors } from "hono/cors";
 import type { Engine, EngineStats } from "../engine/types.ts";
 import { Logger } from "../log.ts";
 import { inlineEncoder, type PromptEncoder } from "../tokenizer/prompt.ts";
-import { chatCompletions } from "./chat.ts";
+import { type ChatOptions, chatCompletions } from "./chat.ts";
 import type { TextCodec } from "./codec.ts";
 import { completions } from "./completions.ts";
 import { Drain } from "./drain.ts";
@@ -48,6 +48,8 @@ export interface AppOptions {
   log?: Logger;
   /** Browser origins allowed to call the API (CORS); `*` for any. Default: none (no CORS headers). */
   allowedOrigins?: readonly string[];
+  /** How chat outputs are read: reasoning and tool-call parsers. */
+  chat?: ChatOptions;
 }
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -86,7 +88,7 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   app.use("/v1/*", drain.middleware());
   app.use("/v1/*", requestTimeout(opts.requestTimeoutMs, opts.bodyTimeoutMs));
   app.use("/v1/*", bodyLimit(opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES));
-  app.post("/v1/chat/completions", jsonOnly(), (c) => chatCompletions(c, deps));
+  app.post("/v1/chat/completions", jsonOnly(), (c) => chatCompletions(c, deps, opts.chat));
   app.post("/v1/completions", jsonOnly(), (c) => completions(c, deps));
 
   const modelCard = () => ({
