@@ -1,6 +1,7 @@
 // The engine's contract with the gateway: token ids in, token events out.
 // The gateway owns text (tokenizer, chat template, stop strings, detokenization); the engine owns
 // sequences, the KV cache, batching and sampling. Nothing here knows about HTTP.
+import type { Grammar } from "../grammar/index.ts";
 
 export interface SamplingParams {
   temperature: number; // 0 = greedy
@@ -16,6 +17,9 @@ export interface SamplingParams {
   ignore_eos: boolean;
   logprobs: number | null; // null = none; k >= 0: the sampled token's logprob and the top k
   prompt_logprobs: boolean; // logprob of every prompt token after the first (for echo)
+  /** Grammar-constrained decoding (src/grammar): each step samples only tokens the grammar allows
+   * (within max_tokens), and the output ends when the grammar is complete. */
+  constraint?: Grammar;
 }
 
 export interface GenerateRequest {
@@ -40,6 +44,7 @@ export type TokenEvent =
       finish_reason: FinishReason;
       prompt_tokens: number;
       completion_tokens: number;
+      cached_tokens?: number; // prompt tokens found in the prefix cache (not computed again)
       error?: string;
       /** With finish_reason "error": "unavailable" when no host could run the sequence (the
        * gateway answers 503), "internal" for a failure of this sequence (500). */

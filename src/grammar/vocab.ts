@@ -1,0 +1,111 @@
+// The vocabulary as the constraint engine sees it: the raw bytes each token stands for, which
+// tokens are special (never allowed inside constrained text), the end tokens, and a byte trie of
+// the ordinary tokens that the mask walks (one walk visits every token sharing a prefix once).
+
+/** GPT-2's byte-level alphabet: printable bytes stand for themselves, the rest are shifted to
+ * U+0100.. (what byte-level BPE vocabularies such as DeepSeek-V3's store). */
+function byteDecoder(): Map<string, number> {
+  const keep: number[] = [];
+  for (let b = 0x21; b <= 0x7e; b++) keep.push(b);
+  for (let b = 0xa1; b <= 0xac; b++) keep.push(b);
+  for (let b = 0xae; b <= 0xff; b++) keep.push(b);
+  const m = new Map<string, number>();
+  for (const b of keep) m.set(String.fromCharCode(b), b);
+  let n = 0;
+  for (let b = 0; b < 256; b++) if (!keep.includes(b)) m.set(String.fromCharCode(256 + n++), b);
+  return m;
+}
+const BYTE_OF = byteDecoder();
+
+/** A byte-level BPE token string as its raw bytes; null when it is not byte-level. */
+export function byteLevelBytes(token: string): Uint8Array | null {
+  const out = new Uint8Array(token.length);
+  for (let i = 0; i < token.length; i++) {
+    const b = BYTE_OF.get(token[i]);
+    if (b === undefined) return null;
+    out[i] = b;
+  }
+  return out;
+}
+
+export interface TokenVocab {
+  /** The model's vocabulary size (may exceed the tokenizer's): masks have ceil(size / 32) words. */
+  readonly size: number;
+  /** bytes[id]: what token id stands for; null for special tokens and ids without a token. */
+  readonly bytes: readonly (Uint8Array | null)[];
+  /** Tokens that end the output (the model's EOS), allowed once the grammar is complete. */
+  readonly end: readonly number[];
+  readonly trie: TokenTrie;
+  /** byteToken[b]: a token standing for the single byte b, or -1 (closure is guaranteed only for
+   * bytes that have one; byte-level BPE vocabularies have all 256). */
+  readonly byteToken: Int32Array;
+}
+
+/** A trie over token bytes in flat arrays: node 0 is the root; children are a first-child /
+ * next-sibling list; tok[n] is the first token ending at n (more in tokNext, e.g. duplicates). */
+export interface TokenTrie {
+  first: Int32Array;
+  next: Int32Array;
+  byte: Uint8Array;
+  tok: Int32Array;
+  tokNext: Int32Array; // by token id
+  nodes: number;
+}
+
+export function buildTrie(bytes: readonly (Uint8Array | null)[]): TokenTrie {
+  const kids: Map<number, number>[] = [new Map()];
+  const byteOf: number[] = [0];
+  const tokAt: number[] = [-1];
+  const tokNext = new Int32Array(bytes.length).fill(-1);
+  bytes.forEach((bs, id) => {
+    if (!bs || bs.length === 0) return;
+    let n = 0;
+    for (const b of bs) {
+      let c = kids[n].get(b);
+      if (c === undefined) {
+        c = kids.length;
+        kids.push(new Map());
+        byteOf.push(b);
+        tokAt.push(-1);
+        kids[n].set(b, c);
+      }
+      n = c;
+    }
+    tokNext[id] = tokAt[n];
+    tokAt[n] = id;
+  });
+  const N = kids.length, first = new Int32Array(N).fill(-1), next = new Int32Array(N).fill(-1);
+  for (let n = 0; n < N; n++) {
+    const cs = [...kids[n].entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1]);
+    if (cs.length) first[n] = cs[0];
+    for (let i = 0; i + 1 < cs.length; i++) next[cs[i]] = cs[i + 1];
+  }
+  return { first, next, byte: Uint8Array.from(byteOf), tok: Int32Array.from(tokAt), tokNext, nodes: N };
+}
+
+export function makeVocab(size: number, bytes: (Uint8Array | null)[], end: readonly number[]): TokenVocab {
+  const all = bytes.slice(0, size);
+  while (all.length < size) all.push(null);
+  const byteToken = new Int32Array(256).fill(-1);
+  all.forEach((bs, id) => { if (bs && bs.length === 1 && byteToken[bs[0]] < 0) byteToken[bs[0]] = id; });
+  return Object.freeze({ size, bytes: all, end: [...end], trie: buildTrie(all), byteToken });
+}
+
+/** What a tokenizer must offer: its token strings by id and which ids are special. */
+export interface TokenSource {
+  idToToken(id: number): string | undefined;
+  readonly vocabSize: number;
+  isSpecial?(id: number): boolean;
+}
+
+/** The vocabulary of a byte-level BPE tokenizer (DeepSeek-V3's and the fixtures'). Added tokens
+ * that are not byte-level strings (`<｜end▁of▁sentence｜>`, `<think>`...) count as special: a
+ * constrained output never contains them. */
+export function vocabFromTokenizer(t: TokenSource, size: number, end: readonly number[]): TokenVocab {
+  const bytes: (Uint8Array | null)[] = [];
+  for (let id = 0; id < Math.min(size, t.vocabSize); id++) {
+    const s = t.idToToken(id);
+    bytes.push(s === undefined || t.isSpecial?.(id) ? null : byteLevelBytes(s));
+  }
+  return makeVocab(size, bytes, end);
+}
