@@ -37,6 +37,8 @@ export class StepExecutor {
     if (results?.length !== step.work.length)
       return this.failed(step, new Error(`the backend answered ${results?.length} results for ${step.work.length} sequences`));
     this.stepsDone++;
+    const answered = results.find((r) => r.cache !== undefined)?.cache;
+    if (answered !== undefined) this.sched.books[step.replica].observe(answered); // pages of older incarnations are gone
     const lost = results.filter((r) => r.stale).length;
     if (lost) this.o.log?.(`replica ${step.replica} lost the cache of ${lost} sequence(s): recomputing them`);
     step.seqs.forEach((seq, i) => {
@@ -58,10 +60,13 @@ export class StepExecutor {
     if (p.prompt_logprobs && w.start < seq.promptLen) collectPromptLogprobs(seq, w.start, r.logprobs);
     seq.computed += w.tokens.length;
     if (seq.computed <= seq.promptLen) this.promptTotal += w.tokens.length;
-    if (!samples) return;
+    if (!samples) return this.sched.offerPages(seq, r.cache);
     if (!r.sampled) return this.end(seq, "the step answered no token for this sequence", "internal"); // else it would wait forever
     if (seq.computed === seq.promptLen && p.prompt_logprobs) seq.events.push({ type: "prompt", logprobs: seq.promptLogprobs });
-    if (!r.spec) return this.accept(seq, r.sampled.token, r.sampled.logprob, r.sampled.top);
+    if (!r.spec) {
+      this.sched.offerPages(seq, r.cache, [r.sampled.token]);
+      return this.accept(seq, r.sampled.token, r.sampled.logprob, r.sampled.top);
+    }
     // Speculative: the accepted drafts are in the cache now; the token after them is pending.
     const drafted = w.spec?.draft?.length ?? 0, accepted = r.spec.emitted.length - 1;
     this.specDrafted += drafted;
@@ -69,6 +74,7 @@ export class StepExecutor {
     seq.noteDrafts(drafted, accepted);
     seq.computed += accepted;
     seq.draft = r.spec.draft;
+    this.sched.offerPages(seq, r.cache, r.spec.emitted.map((e) => e.token));
     for (const e of r.spec.emitted) {
       this.accept(seq, e.token, e.logprob, e.top);
       if (seq.finished) return;
@@ -109,6 +115,8 @@ export class StepExecutor {
 
   /** Its cache is gone (the actor holding it was restarted, passivated or moved): recompute. */
   private recompute(seq: Sequence): void {
+    // pages cached by the lost incarnation must never be offered again (they may hold nothing)
+    if (seq.cache !== undefined && seq.replica >= 0) this.sched.books[seq.replica].forget(seq.cache);
     if (++seq.recomputes > MAX_RECOMPUTES) return this.end(seq, `its KV cache was lost ${MAX_RECOMPUTES} times`, "unavailable");
     this.sched.preempt(seq);
   }

@@ -1,7 +1,10 @@
 // Continuous batching: every step, running sequences decode and waiting prompts prefill in
-// chunks, within a per-step token budget and the KV pages each replica has free.
+// chunks, within a per-step token budget and the KV pages each replica has free. With prefix
+// caching a new sequence starts from the cached full pages its tokens begin with (its first step
+// computes only the rest) and offers its own full pages to the cache as they are written.
 import type { SeqWork } from "../protocol.ts";
 import { BlockManager } from "./blocks.ts";
+import { KeyChain } from "./prefix-cache.ts";
 import type { Sequence } from "./sequence.ts";
 
 export interface SchedulerLimits {
@@ -11,6 +14,7 @@ export interface SchedulerLimits {
   speculative?: number; // draft tokens per step (MTP speculative decoding); 0 / absent = off
   draftAlways?: boolean; // draft every step, even while drafts keep being rejected (tests)
   capacity?: number; // cache positions a sequence may reach (for speculative page reservations)
+  prefixCaching?: boolean; // share full KV pages between sequences by their tokens (default off)
 }
 
 export interface PlannedStep {
@@ -24,12 +28,16 @@ export class Scheduler {
   readonly waiting: Sequence[] = [];
   readonly running: Sequence[] = [];
   readonly books: BlockManager[];
+  /** Prefix caching, as vLLM counts it: tokens looked up at admission, and those found cached. */
+  prefixQueries = 0;
+  prefixHits = 0;
+  private readonly chains = new WeakMap<Sequence, KeyChain>();
 
   /** `onRelease`: a sequence left its replica's cache (finished or preempted), so the attention
    * actor there can stop counting it as live state. */
   constructor(replicas: number, pages: number, pageSize: number, readonly limits: SchedulerLimits,
               private readonly onRelease?: (replica: number, seq: string) => void) {
-    this.books = Array.from({ length: replicas }, () => new BlockManager(pages, pageSize));
+    this.books = Array.from({ length: replicas }, () => new BlockManager(pages, pageSize, limits.prefixCaching ?? false));
   }
 
   get queueFull(): boolean {
@@ -85,10 +93,18 @@ export class Scheduler {
       const replica = this.pickReplica(seq);
       if (replica < 0) break;
       seq.replica = replica;
+      const hit = this.lookup(seq, replica);
+      seq.computed = hit.pages.length * this.books[replica].pageSize;
       const n = Math.min(seq.pending, budget);
-      if (!this.books[replica].grow(seq.id, this.reach(seq, n, 0))) {
-        seq.replica = -1;
+      if (!this.books[replica].grow(seq.id, this.reach(seq, n, 0), hit.pages)) {
+        [seq.replica, seq.computed] = [-1, 0];
         break;
+      }
+      seq.cache = hit.cache;
+      if (seq.outputLen === 0) seq.cachedTokens = seq.computed;
+      if (this.limits.prefixCaching && !seq.req.params.prompt_logprobs) {
+        this.prefixQueries += seq.tokens.length;
+        this.prefixHits += seq.computed;
       }
       this.waiting.shift();
       this.running.push(seq);
@@ -96,6 +112,33 @@ export class Scheduler {
       budget -= n;
     }
     return steps.filter((s) => s.seqs.length > 0);
+  }
+
+  /** After a step wrote seq's cache (incarnation `cache`) up to seq.computed: its full pages go to
+   * the cache. `extra`: tokens the step produced that seq.tokens does not hold yet. */
+  offerPages(seq: Sequence, cache: string | undefined, extra: readonly number[] = []): void {
+    if (!this.limits.prefixCaching || seq.replica < 0 || cache === undefined) return;
+    const at = this.tokenAt(seq, extra);
+    this.books[seq.replica].offer(seq.id, this.chain(seq), at, seq.computed, seq.tokens.length + extra.length, cache, !!this.limits.speculative);
+  }
+
+  /** The cached pages seq may start from on `replica`. A request for prompt logprobs computes every
+   * prompt position (their logits are what it asked for), so it starts from none. */
+  private lookup(seq: Sequence, replica: number): { pages: number[]; cache: string | undefined } {
+    if (!this.limits.prefixCaching || seq.req.params.prompt_logprobs) return { pages: [], cache: undefined };
+    // with speculation the MTP cache's last row of a page depends on the token after it
+    return this.books[replica].lookup(this.chain(seq), this.tokenAt(seq), seq.tokens.length, !!this.limits.speculative);
+  }
+
+  private chain(seq: Sequence): KeyChain {
+    let c = this.chains.get(seq);
+    if (!c) this.chains.set(seq, (c = new KeyChain(this.books[0].pageSize)));
+    return c;
+  }
+
+  private tokenAt(seq: Sequence, extra: readonly number[] = []): (pos: number) => number {
+    const t = seq.tokens;
+    return (pos) => (pos < t.length ? t[pos] : extra[pos - t.length]);
   }
 
   /** The drafted tokens a decoding sequence verifies this step (within budget, cache and max_tokens). */
@@ -150,12 +193,15 @@ export class Scheduler {
     return true;
   }
 
+  /** The least loaded replica that can take seq; among equally loaded ones, the one that has the
+   * most of its prefix cached (a page is cached in one replica's cache only). */
   private pickReplica(seq: Sequence): number {
-    let best = -1, bestLoad = Infinity;
+    let best = -1, bestLoad = Infinity, bestHit = -1;
     this.books.forEach((b, r) => {
       const load = this.running.filter((s) => s.replica === r).length;
-      if (load >= this.limits.maxRunning || !b.canGrow(seq.id, Math.min(seq.pending, this.limits.maxBatchTokens))) return;
-      if (load < bestLoad) [best, bestLoad] = [r, load];
+      if (load >= this.limits.maxRunning || load > bestLoad || !b.canGrow(seq.id, Math.min(seq.pending, this.limits.maxBatchTokens))) return;
+      const hit = this.books.length > 1 ? this.lookup(seq, r).pages.length : 0;
+      if (load < bestLoad || hit > bestHit) [best, bestLoad, bestHit] = [r, load, hit];
     });
     return best;
   }

@@ -72,6 +72,7 @@ export class Sequence {
   replica = -1;
   failures = 0; // failed steps since the last one that went through
   recomputes = 0; // times its cache was found lost and recomputed
+  cachedTokens = 0; // prompt positions its prefill found in the prefix cache (usage's cached_tokens)
   cache: string | undefined; // the cache incarnation holding positions 0..computed-1
   draft: number[] = []; // speculative decoding: tokens the MTP module drafted for the next step
   private specDrafted = 0; // decayed counts of verified drafts and accepted ones
@@ -146,6 +147,7 @@ export class Sequence {
     this.finished = reason;
     this.events.push({
       type: "done", finish_reason: reason, prompt_tokens: this.promptLen, completion_tokens: this.outputLen,
+      ...(this.cachedTokens ? { cached_tokens: this.cachedTokens } : {}),
       ...(error !== undefined ? { error, error_code: code ?? "internal" } : {}),
     });
     this.events.close();
