@@ -3,7 +3,7 @@
 // process transports, for a small message and for 1 MB and 8 MB Float32Array payloads (both ways;
 // above the server's 1 MB max_payload they travel as pulled chunks). Prints a table, or --json.
 //
-//   bun scripts/bench-nats.ts [--json] [--quick]
+//   npx bun scripts/bench-nats.ts [--json] [--quick]
 //
 // It starts its own nats-server on a free loopback port (installing it with scripts/nats-server.sh
 // if needed) and runs itself again as the node (`--serve-node URL SYSTEM`). This module is also the
@@ -14,6 +14,16 @@ import { serveNode } from "../src/runtime/nats-node.ts";
 import { NatsTransport } from "../src/runtime/nats-transport.ts";
 import { NatsServer, natsUnavailable } from "../test/nats/cluster.ts";
 import { timeAsks } from "./bench-runtime.ts";
+import { type CommandSpec, parseOrExit } from "../src/commands/spec.ts";
+export const BENCH_NATS = {
+  name: "npx bun scripts/bench-nats.ts",
+  summary: "What going multi-host costs: ask round trips over NATS (a node in another process, through its own local nats-server) against the in-process, Bun Worker and child process transports.",
+  flags: {
+    json: { type: "boolean", help: "print the rows as JSON" },
+    quick: { type: "boolean", help: "fewer iterations (a smoke run)" },
+  },
+} as const satisfies CommandSpec;
+
 
 export const registry = defineRegistry(defineActor({ kind: "echo", activate: () => ({}), handle: (_s, msg: unknown) => msg }));
 
@@ -43,8 +53,7 @@ async function serveNodeMain(url: string, system: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const json = process.argv.includes("--json");
-  const quick = process.argv.includes("--quick");
+  const { json, quick } = parseOrExit(process.argv.slice(2), BENCH_NATS);
   const why = natsUnavailable();
   if (why) throw new Error(why);
   const server = new NatsServer();

@@ -2,11 +2,21 @@
 // worker to worker, and to a child process, for a small message and for 1 MB and 8 MB Float32Array
 // payloads (which travel both ways). Prints a table, or JSON with --json.
 //
-//   bun scripts/bench-runtime.ts [--json] [--quick]
+//   npx bun scripts/bench-runtime.ts [--json] [--quick]
 //
 // This module is also the registry the hosts load (they import it; only the main module runs the
 // benchmark), so it needs nothing outside src/runtime.
 import { ActorSystem, defineActor, defineRegistry } from "../src/runtime/index.ts";
+import { type CommandSpec, parseOrExit } from "../src/commands/spec.ts";
+export const BENCH_RUNTIME = {
+  name: "npx bun scripts/bench-runtime.ts",
+  summary: "The cost of one actor hop: ask round trips to an echo actor in-process, to a Bun Worker, worker to worker and to a child process (small, 1 MB and 8 MB payloads).",
+  flags: {
+    json: { type: "boolean", help: "print the rows as JSON" },
+    quick: { type: "boolean", help: "fewer iterations (a smoke run)" },
+  },
+} as const satisfies CommandSpec;
+
 
 const echo = defineActor({
   kind: "echo",
@@ -60,8 +70,7 @@ function row(path: string, p: (typeof PAYLOADS)[number], samples: number[]): Row
 }
 
 async function main(): Promise<void> {
-  const json = process.argv.includes("--json");
-  const quick = process.argv.includes("--quick");
+  const { json, quick } = parseOrExit(process.argv.slice(2), BENCH_RUNTIME);
   const sys = await ActorSystem.start({
     registry: { module: import.meta.path },
     placement: [

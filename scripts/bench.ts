@@ -14,7 +14,7 @@ import { Transformer } from "../src/model/transformer.ts";
 import type { ModelBackend } from "../src/engine/backend.ts";
 import { createBackend } from "../src/commands/backend.ts";
 import { measureSpeculative } from "../src/engine/speculative.ts";
-import { type CommandSpec, UsageError, parseOrExit } from "../src/commands/args.ts";
+import { type CommandSpec, UsageError, parseOrExit } from "../src/commands/spec.ts";
 
 export const BENCH = {
   name: "npx bun scripts/bench.ts",

@@ -9,7 +9,7 @@
 // f32 is for checking the conversion: llama.cpp then computes in f32 and matches our logits.
 import { basename, resolve } from "node:path";
 import { openCheckpoint } from "../src/checkpoint/checkpoint.ts";
-import { type CommandSpec, UsageError, parseOrExit } from "../src/commands/args.ts";
+import { type CommandSpec, UsageError, parseOrExit } from "../src/commands/spec.ts";
 import { progress } from "../src/progress.ts";
 import { addTensors, type MlaLayout, type Target, writeMetadata } from "./gguf/deepseek.ts";
 import { GgufWriter } from "./gguf/format.ts";
