@@ -18,7 +18,8 @@ type Transports = Awaited<ReturnType<typeof natsTransportsFor>>;
 export const SERVE_USAGE = `usage: moe serve [--model DIR] [--scaling FILE] [--host H] [--port P] [--served-model-name NAME]
   [--api-key K1,K2 (or MOE_API_KEY)] [--metrics-public] [--request-timeout SECONDS] [--drain-timeout SECONDS (30)]
   [--max-model-len N] [--kv-cache-tokens N] [--max-num-batched-tokens N] [--max-num-seqs N] [--max-waiting N]
-  [--speculative mtp --draft-tokens K] [--tokenizer-workers N (2)] [--nats URL] [--nats-creds FILE] [-h|--help]`;
+  [--speculative mtp --draft-tokens K] [--tokenizer-workers N (2)] [--nats URL] [--nats-creds FILE]
+  [--no-prefix-caching] [--allowed-origins ORIGIN1,ORIGIN2 (CORS; none by default, * for any)] [-h|--help]`;
 
 /** Every flag serve accepts (test/help.test.ts checks SERVE_USAGE names each one). */
 export const SERVE_OPTIONS = {
@@ -28,6 +29,7 @@ export const SERVE_OPTIONS = {
   "max-waiting": { type: "string" }, speculative: { type: "string" }, "draft-tokens": { type: "string" },
   nats: { type: "string" }, "nats-creds": { type: "string" }, "metrics-public": { type: "boolean" },
   "request-timeout": { type: "string" }, "drain-timeout": { type: "string" }, "tokenizer-workers": { type: "string" },
+  "no-prefix-caching": { type: "boolean" }, "allowed-origins": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -63,6 +65,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     maxRunning: a["max-num-seqs"] ? num(a["max-num-seqs"], "max-num-seqs", 0, pos) : undefined,
     maxWaiting: num(a["max-waiting"], "max-waiting", 256, pos),
     speculative,
+    prefixCaching: !(a["no-prefix-caching"] ?? false),
     log: (m: string) => console.error(`[engine] ${m}`),
   };
   const tokenizerWorkers = num(a["tokenizer-workers"], "tokenizer-workers", 2, pos);
@@ -80,6 +83,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const drain = new Drain();
   const app = createApp({
     engine: loading, tokenizer, encoder, servedModelName, apiKeys, metricsPublic: a["metrics-public"] ?? false, requestTimeoutMs, drain,
+    allowedOrigins: (a["allowed-origins"] ?? "").split(",").map((o) => o.trim()).filter(Boolean),
   });
   const server = serveApp(app, { hostname: a.host ?? "127.0.0.1", port });
   console.error(`moe-actors: listening on http://${server.hostname}:${server.port}/v1; loading ${model}`);
