@@ -5,14 +5,13 @@
 // and started again, nats-server restarts, and quiet spells let idle actors passivate (the
 // scaling config is copied with a short idle_timeout_ms for every kind).
 //
-//   bun scripts/chaos.ts [--model DIR] [--scaling FILE] [--seconds N] [--clients N] [--seed S]
+//   npx bun scripts/chaos.ts [--model DIR] [--scaling FILE] [--seconds N] [--clients N] [--seed S]
 //     [--idle-ms MS] [--verbose]
 // Prints JSON: requests, failed (and failed_in_fault_window: those a fault overlapped), wrong_outputs,
 // max_health_ms, rss_mb {start, end}, faults (counts), failures (the first few).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { parse as parseYaml, stringify } from "yaml";
 import { createBackend, DEFAULT_SCALING } from "../src/commands/backend.ts";
 import { natsTransportsFor } from "../src/commands/worker.ts";
@@ -20,27 +19,17 @@ import { ActorBackend } from "../src/engine/actor-backend.ts";
 import { ModelEngine } from "../src/engine/engine.ts";
 import { createApp, serveApp } from "../src/gateway/index.ts";
 import { loadTokenizer } from "../src/tokenizer/index.ts";
+import { parseOrExit, UsageError } from "../src/commands/spec.ts";
+import { CHAOS } from "./chaos/flags.ts";
 import { FaultLog, NodeProcess, faultsFor } from "./chaos/faults.ts";
 import { PROMPTS, Traffic, greedy, watchHealth } from "./chaos/traffic.ts";
 
 const root = new URL("..", import.meta.url).pathname;
-const USAGE = "usage: bun scripts/chaos.ts [--model DIR] [--scaling FILE] [--seconds N (60)] [--clients N (6)] [--seed S (1)] [--idle-ms MS (300)] [--verbose]";
-
-const { values: a } = parseArgs({ options: {
-  model: { type: "string" }, scaling: { type: "string" }, seconds: { type: "string", default: "60" },
-  clients: { type: "string", default: "6" }, seed: { type: "string", default: "1" }, "idle-ms": { type: "string", default: "300" },
-  verbose: { type: "boolean", default: false }, help: { type: "boolean", short: "h" },
-}, strict: true });
-if (a.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
+const a = parseOrExit(process.argv.slice(2), CHAOS, (v) => {
+  if (!(Number(v.seconds) > 0 && Number(v.clients) >= 1 && Number(v["idle-ms"]) >= 1)) throw new UsageError("--seconds, --clients and --idle-ms must be positive numbers");
+});
 const model = resolve(a.model ?? join(root, "models/fortune-dsv3"));
 const seconds = Number(a.seconds), clients = Number(a.clients), idleMs = Number(a["idle-ms"]);
-if (!(seconds > 0 && clients >= 1 && idleMs >= 1)) {
-  console.error(USAGE);
-  process.exit(2);
-}
 const log = (m: string) => console.error(`[chaos] ${m}`);
 
 // A seeded generator (mulberry32): the same seed gives the same mix of requests and faults.
