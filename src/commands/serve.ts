@@ -9,6 +9,8 @@ import { createApp, Drain, LoadingEngine, parseApiKeys, serveApp } from "../gate
 import { loadTokenizer } from "../tokenizer/index.ts";
 import { TokenizerPool } from "../tokenizer/pool.ts";
 import { inlineEncoder, sizedEncoder } from "../tokenizer/prompt.ts";
+import { Logger, parseLogFormat, parseLogLevel } from "../log.ts";
+import { engineLogHooks, logRuntimeEvents, routeConsole } from "./serve-log.ts";
 import { createBackend } from "./backend.ts";
 import { natsTransportsFor } from "./worker.ts";
 import { DEFAULT_MODEL, DEFAULT_SCALING, UsageError, num, parse } from "./args.ts";
@@ -19,7 +21,9 @@ export const SERVE_USAGE = `usage: moe serve [--model DIR] [--scaling FILE] [--h
   [--api-key K1,K2 (or MOE_API_KEY)] [--metrics-public] [--request-timeout SECONDS] [--drain-timeout SECONDS (30)]
   [--max-model-len N] [--kv-cache-tokens N] [--max-num-batched-tokens N] [--max-num-seqs N] [--max-waiting N]
   [--speculative mtp --draft-tokens K] [--tokenizer-workers N (2)] [--nats URL] [--nats-creds FILE]
-  [--no-prefix-caching] [--allowed-origins ORIGIN1,ORIGIN2 (CORS; none by default, * for any)] [-h|--help]`;
+  [--no-prefix-caching] [--allowed-origins ORIGIN1,ORIGIN2 (CORS; none by default, * for any)]
+  [--log-format text|json (text)] [--log-level debug|info|warn|error (info)] [-h|--help]
+Logs go to stderr: a line per request (a stream's when it ends), preemption and runtime event.`;
 
 /** Every flag serve accepts (test/help.test.ts checks SERVE_USAGE names each one). */
 export const SERVE_OPTIONS = {
@@ -30,6 +34,7 @@ export const SERVE_OPTIONS = {
   nats: { type: "string" }, "nats-creds": { type: "string" }, "metrics-public": { type: "boolean" },
   "request-timeout": { type: "string" }, "drain-timeout": { type: "string" }, "tokenizer-workers": { type: "string" },
   "no-prefix-caching": { type: "boolean" }, "allowed-origins": { type: "string" },
+  "log-format": { type: "string" }, "log-level": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -57,6 +62,12 @@ export async function serveCommand(argv: string[]): Promise<void> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  let log: Logger;
+  try {
+    log = new Logger({ format: parseLogFormat(a["log-format"]), level: parseLogLevel(a["log-level"]) });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   const servedModelName = a["served-model-name"] ?? basename(model);
   const engineOptions = { // checked before listening: a bad flag never gets as far as a socket
     servedModelName,
@@ -66,10 +77,11 @@ export async function serveCommand(argv: string[]): Promise<void> {
     maxWaiting: num(a["max-waiting"], "max-waiting", 256, pos),
     speculative,
     prefixCaching: !(a["no-prefix-caching"] ?? false),
-    log: (m: string) => console.error(`[engine] ${m}`),
+    ...engineLogHooks(log),
   };
   const tokenizerWorkers = num(a["tokenizer-workers"], "tokenizer-workers", 2, pos);
 
+  routeConsole(log); // stray console.error lines keep the log's format (one JSON object per line)
   const tokenizer = await loadTokenizer(model);
   const pool = await TokenizerPool.start(model, tokenizerWorkers);
   const encoder = sizedEncoder(inlineEncoder(tokenizer), pool);
@@ -83,19 +95,19 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const drain = new Drain();
   const app = createApp({
     engine: loading, tokenizer, encoder, servedModelName, apiKeys, metricsPublic: a["metrics-public"] ?? false, requestTimeoutMs, drain,
-    allowedOrigins: (a["allowed-origins"] ?? "").split(",").map((o) => o.trim()).filter(Boolean),
+    allowedOrigins: (a["allowed-origins"] ?? "").split(",").map((o) => o.trim()).filter(Boolean), log,
   });
   const server = serveApp(app, { hostname: a.host ?? "127.0.0.1", port });
-  console.error(`moe-actors: listening on http://${server.hostname}:${server.port}/v1; loading ${model}`);
+  log.info(`listening on http://${server.hostname}:${server.port}/v1; loading ${model}`, { event: "listening", url: `http://${server.hostname}:${server.port}/v1`, model }, { brief: true });
 
   let transports: Transports = [];
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    console.error(`moe-actors: ${signal}: draining (${drain.active} in flight, up to ${drainMs / 1000} s)`);
+    log.info(`${signal}: draining (${drain.active} in flight, up to ${drainMs / 1000} s)`, { event: "draining", signal, in_flight: drain.active }, { brief: true });
     const { cut } = await drain.drain(drainMs);
-    if (cut > 0) console.error(`moe-actors: drain timeout: ended ${cut} request(s)`);
+    if (cut > 0) log.warn(`drain timeout: ended ${cut} request(s)`, { event: "drain_timeout", cut }, { brief: true });
     try {
       // let the last answers reach their sockets before the connections are closed
       await Promise.race([server.stop(false), Bun.sleep(2_000)]);
@@ -104,7 +116,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       await loading.close();
       await Promise.all(transports.map((t) => t.close()));
     } catch (err) {
-      console.error(`moe-actors: while stopping: ${(err as Error).message}`);
+      log.error(`while stopping: ${(err as Error).message}`, { event: "stop_failed" }, { brief: true });
     }
     process.exit(0);
   };
@@ -116,6 +128,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     // credentials in the URL or --nats-creds FILE); others get none.
     transports = scaling === "direct" ? [] : await natsTransportsFor(scaling, a.nats, undefined, a["nats-creds"]);
     const backend = await createBackend({ model, mtp: speculative !== undefined, scaling, transports, kvTokens });
+    logRuntimeEvents(log, backend);
     const engine = new ModelEngine(backend, engineOptions);
     loading.loaded(engine);
   } catch (err) {
@@ -130,9 +143,10 @@ export async function serveCommand(argv: string[]): Promise<void> {
   // step succeeds, as it would after losing that host later.
   try {
     await loading.warmup();
-    console.error(`moe-actors: serving ${servedModelName} (${model}) on http://${server.hostname}:${server.port}/v1`);
+    log.info(`serving ${servedModelName} (${model}) on http://${server.hostname}:${server.port}/v1`,
+      { event: "serving", model_name: servedModelName, model }, { brief: true });
   } catch (err) {
-    console.error(`moe-actors: warm-up failed, /health stays 503 until a step succeeds: ${(err as Error).message}`);
+    log.error(`warm-up failed, /health stays 503 until a step succeeds: ${(err as Error).message}`, { event: "warmup_failed" }, { brief: true });
   }
   await new Promise(() => {}); // serve until stopped
 }

@@ -1,9 +1,9 @@
 // One log line per request: method, path, status, request id, tokens in and out, time to first
 // token and total time. A stream is logged when its body ends (finished, failed or cut off by the
 // client), not when its headers go out; its status is the 200 that was sent, and `finish_reason`
-// says "abort" when the client went away. Successful probes and scrapes (/health, /metrics) are
-// logged at debug level, so a kubelet or Prometheus polling every few seconds does not drown the
-// requests.
+// says "abort" when the client went away. Probes and scrapes (/health, /metrics) are logged at debug
+// level, their 503 "not ready" included, so a kubelet or Prometheus polling every few seconds does
+// not drown the requests; a 500 there is an error like any other.
 import type { MiddlewareHandler } from "hono";
 import type { FinishReason } from "../../engine/types.ts";
 import type { LogLevel, Logger } from "../../log.ts";
@@ -46,8 +46,8 @@ export function accessLog(log: Logger): MiddlewareHandler<GatewayEnv> {
     const stream = c.res.headers.get("content-type")?.startsWith("text/event-stream") ?? false;
     const line = (ending: Ending) => {
       const now = performance.now();
-      const level: LogLevel = status >= 500 ? "error" : status === 429 ? "warn"
-        : PROBES.has(c.req.path) && status < 300 ? "debug" : "info";
+      const level: LogLevel = PROBES.has(c.req.path) && status !== 500 ? "debug"
+        : status >= 500 ? "error" : status === 429 ? "warn" : "info";
       const reasons = ending === "cancel" ? ["abort"] : [...new Set(tally.finishReasons)];
       log.log(level, "request", {
         event: "request",
