@@ -87,7 +87,9 @@ export class StepExecutor {
     seq.tokens.push(token);
     this.genTotal++;
     const stop = (!p.ignore_eos && this.backend.config.eos_ids.includes(token)) || p.stop_token_ids.includes(token);
-    if (!stop) seq.events.push({ type: "token", id: token, logprob, top_logprobs: top });
+    // the first token says what the prefix cache gave (a client's stop string may end it before "done")
+    const cached = seq.outputLen === 1 && seq.cachedTokens ? { cached_tokens: seq.cachedTokens } : {};
+    if (!stop) seq.events.push({ type: "token", id: token, logprob, top_logprobs: top, ...cached });
     if (stop) seq.finish("stop");
     else if (seq.outputLen >= seq.maxTokens || seq.tokens.length >= this.maxModelLen) seq.finish("length");
     if (seq.finished) this.sched.drop(seq);

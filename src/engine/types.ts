@@ -38,7 +38,8 @@ export type FinishReason = "stop" | "length" | "abort" | "error";
 
 export type TokenEvent =
   | { type: "prompt"; logprobs: (number | null)[] } // only with prompt_logprobs; first is null
-  | { type: "token"; id: number; logprob?: number; top_logprobs?: TopLogprob[] }
+  // cached_tokens: on the first token, the prompt tokens found in the prefix cache (as on "done")
+  | { type: "token"; id: number; logprob?: number; top_logprobs?: TopLogprob[]; cached_tokens?: number }
   | {
       type: "done";
       finish_reason: FinishReason;

@@ -107,7 +107,7 @@ export async function chatCompletions(c: Context<GatewayEnv>, deps: GatewayDeps,
         finish_reason: chatFinishReason(d.finishReason, out.toolCalls),
       };
     }),
-    usage: usage(promptIds.length, done.reduce((s, d) => s + d.completionTokens, 0)),
+    usage: usage(promptIds.length, done.reduce((s, d) => s + d.completionTokens, 0), Math.max(0, ...done.map((d) => d.cachedTokens))),
   });
 }
 
@@ -135,7 +135,7 @@ async function* streamChunks(ctx: StreamCtx): AsyncGenerator<unknown> {
     pending[i] = [];
     return lp;
   };
-  let completionTokens = 0;
+  let completionTokens = 0, cachedTokens = 0;
   try {
     for (let i = 0; i < choices.length; i++) yield chunk(i, { role: "assistant", content: "" }, null, null);
     for await (const [i, ev] of merge(choices.map((ch) => ch.events()))) {
@@ -144,11 +144,12 @@ async function* streamChunks(ctx: StreamCtx): AsyncGenerator<unknown> {
         for (const delta of outputs[i]!.push(ev.text)) yield chunk(i, delta, takeLogprobs(i), null);
       } else if (ev.type === "finish") {
         completionTokens += ev.completionTokens;
+        cachedTokens = Math.max(cachedTokens, ev.cachedTokens);
         for (const delta of outputs[i]!.finish()) yield chunk(i, delta, takeLogprobs(i), null);
         yield chunk(i, {}, takeLogprobs(i), chatFinishReason(ev.reason, outputs[i]!.toolCalls));
       }
     }
-    if (includeUsage) yield { ...base, choices: [], usage: usage(ctx.promptTokens, completionTokens) };
+    if (includeUsage) yield { ...base, choices: [], usage: usage(ctx.promptTokens, completionTokens, cachedTokens) };
   } finally {
     for (const ch of choices) ch.abort();
   }

@@ -52,10 +52,11 @@ export interface CollectedChoice {
   finishReason: "stop" | "length";
   promptTokens: number;
   completionTokens: number;
+  cachedTokens: number;
 }
 
 async function collectOne(choice: Choice): Promise<CollectedChoice> {
-  const out: CollectedChoice = { text: "", tokens: [], promptLogprobs: null, finishReason: "length", promptTokens: 0, completionTokens: 0 };
+  const out: CollectedChoice = { text: "", tokens: [], promptLogprobs: null, finishReason: "length", promptTokens: 0, completionTokens: 0, cachedTokens: 0 };
   for await (const ev of choice.events()) {
     if (ev.type === "prompt") out.promptLogprobs = ev.logprobs;
     else if (ev.type === "delta") {
@@ -65,6 +66,7 @@ async function collectOne(choice: Choice): Promise<CollectedChoice> {
       out.finishReason = ev.reason;
       out.promptTokens = ev.promptTokens;
       out.completionTokens = ev.completionTokens;
+      out.cachedTokens = ev.cachedTokens;
     }
   }
   return out;

@@ -55,7 +55,7 @@ export async function completions(c: Context<GatewayEnv>, deps: GatewayDeps): Pr
   const name = tokenNamer(deps.codec, body.return_tokens_as_token_ids ?? false);
   if (body.stream) {
     const includeUsage = body.stream_options?.include_usage ?? false;
-    const ctx: StreamCtx = { name, head, choices, promptOf, echoText, promptTokens, logprobs: logprobs !== null, includeUsage };
+    const ctx: StreamCtx = { name, head, choices, promptOf, echoText, promptTokens, promptCount: prompts.length, logprobs: logprobs !== null, includeUsage };
     return sseResponse(streamChunks(ctx), { onCancel: () => choices.forEach((ch) => ch.abort()), onEnd: observeE2e });
   }
   const done = await collectAll(choices);
@@ -73,7 +73,7 @@ export async function completions(c: Context<GatewayEnv>, deps: GatewayDeps): Pr
         finish_reason: d.finishReason,
       };
     }),
-    usage: usage(promptTokens, done.reduce((s, d) => s + d.completionTokens, 0)),
+    usage: usage(promptTokens, done.reduce((s, d) => s + d.completionTokens, 0), cachedPerPrompt(done.map((d) => d.cachedTokens), n)),
   });
 }
 
@@ -84,6 +84,7 @@ interface StreamCtx {
   promptOf(k: number): Prompt;
   echoText(p: Prompt): string;
   promptTokens: number;
+  promptCount: number;
   logprobs: boolean;
   includeUsage: boolean;
 }
@@ -95,6 +96,7 @@ async function* streamChunks(ctx: StreamCtx): AsyncGenerator<unknown> {
   const builders = ctx.choices.map(() => new CompletionLogprobsBuilder(ctx.name));
   const echoed = ctx.choices.map(() => false);
   let completionTokens = 0;
+  const cached = ctx.choices.map(() => 0);
   try {
     for await (const [k, ev] of merge(ctx.choices.map((ch) => ch.events()))) {
       const prompt = ctx.promptOf(k);
@@ -108,11 +110,19 @@ async function* streamChunks(ctx: StreamCtx): AsyncGenerator<unknown> {
         yield chunk(k, ev.text, ctx.logprobs ? builders[k]!.generated(ev.tokens) : null, null);
       } else if (ev.type === "finish") {
         completionTokens += ev.completionTokens;
+        cached[k] = ev.cachedTokens;
         yield chunk(k, "", null, ev.reason);
       }
     }
-    if (ctx.includeUsage) yield { ...base, choices: [], usage: usage(ctx.promptTokens, completionTokens) };
+    if (ctx.includeUsage) yield { ...base, choices: [], usage: usage(ctx.promptTokens, completionTokens, cachedPerPrompt(cached, ctx.choices.length / ctx.promptCount)) };
   } finally {
     for (const ch of ctx.choices) ch.abort();
   }
+}
+
+/** Cached prompt tokens of a request: per prompt (its n choices in a row), the most any choice found. */
+function cachedPerPrompt(cached: readonly number[], n: number): number {
+  let total = 0;
+  for (let i = 0; i < cached.length; i += n) total += Math.max(0, ...cached.slice(i, i + n));
+  return total;
 }

@@ -7,10 +7,13 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  prompt_tokens_details?: { cached_tokens: number }; // prompt tokens the prefix cache gave
 }
 
-export function usage(prompt: number, completion: number): Usage {
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+export function usage(prompt: number, completion: number, cached = 0): Usage {
+  const u: Usage = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  if (cached > 0) u.prompt_tokens_details = { cached_tokens: cached };
+  return u;
 }
 
 export function createdNow(): number {

@@ -18,7 +18,7 @@ export interface TokenInfo {
 export type ChoiceEvent =
   | { type: "prompt"; logprobs: (number | null)[] }
   | { type: "delta"; text: string; tokens: TokenInfo[] }
-  | { type: "finish"; reason: "stop" | "length"; promptTokens: number; completionTokens: number };
+  | { type: "finish"; reason: "stop" | "length"; promptTokens: number; completionTokens: number; cachedTokens: number };
 
 export interface ChoiceSpec {
   engineRequestId: string;
@@ -96,6 +96,7 @@ export class Choice {
     if (!spec.params.ignore_eos) hidden.add(spec.eosId);
     let pending: TokenInfo[] = [];
     let generated = 0;
+    let cached = 0; // prompt tokens the prefix cache gave (told with the first token, and at the end)
     try {
       for (let r = this.first; !r.done; r = await nextEvent(this.iter, spec)) {
         const ev = r.value;
@@ -103,6 +104,7 @@ export class Choice {
           yield { type: "prompt", logprobs: ev.logprobs };
         } else if (ev.type === "token") {
           generated += 1;
+          cached = ev.cached_tokens ?? cached;
           spec.timer.token();
           if (hidden.has(ev.id)) continue;
           pending.push({ id: ev.id, logprob: ev.logprob, top: ev.top_logprobs });
@@ -115,7 +117,7 @@ export class Choice {
             this.abort(); // the engine does not know about stop strings
             this.finished = true;
             spec.timer.finish("stop");
-            yield { type: "finish", reason: "stop", promptTokens: spec.promptIds.length, completionTokens: generated };
+            yield { type: "finish", reason: "stop", promptTokens: spec.promptIds.length, completionTokens: generated, cachedTokens: cached };
             return;
           }
         } else {
@@ -131,6 +133,7 @@ export class Choice {
             reason: tail.stopped ? "stop" : ev.finish_reason,
             promptTokens: ev.prompt_tokens,
             completionTokens: ev.completion_tokens,
+            cachedTokens: ev.cached_tokens ?? cached,
           };
           return;
         }
