@@ -73,7 +73,7 @@ export async function chatCompletions(c: Context<GatewayEnv>, deps: GatewayDeps,
   const promptIds = await renderPrompt(deps, body, tools);
   const maxTokens = resolveMaxTokens(promptIds.length, body.max_completion_tokens ?? body.max_tokens, deps.info, "messages");
   const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
-  const params = samplingParams(body, maxTokens, logprobs, false, deps.info);
+  const params = samplingParams(body, maxTokens, logprobs, false, deps.info, deps.codec);
   const reading: ChatOutputOptions = {
     reasoning: Boolean(opts.reasoningParser),
     // the last few prompt tokens say whether the template left the model inside <think>

@@ -42,7 +42,7 @@ export async function completions(c: Context<GatewayEnv>, deps: GatewayDeps): Pr
   const engineInputs = prompts.map((p) => {
     checkTokenIds(p.ids, deps.info, "prompt");
     const maxTokens = resolveMaxTokens(p.ids.length, body.max_tokens ?? null, deps.info, "prompt");
-    return { ids: p.ids, params: samplingParams(body, maxTokens, logprobs, echo && logprobs !== null, deps.info) };
+    return { ids: p.ids, params: samplingParams(body, maxTokens, logprobs, echo && logprobs !== null, deps.info, deps.codec) };
   });
   const skipSpecial = body.skip_special_tokens ?? true;
   const specs = choiceSpecs(c, deps, engineInputs, n, stopStrings(body.stop), skipSpecial, startMs);

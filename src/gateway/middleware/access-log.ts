@@ -51,10 +51,10 @@ export function accessLog(log: Logger): MiddlewareHandler<GatewayEnv> {
       const reasons = ending === "cancel" ? ["abort"] : [...new Set(tally.finishReasons)];
       log.log(level, "request", {
         event: "request",
-        request_id: c.get("requestId"),
         method: c.req.method,
         path: c.req.path,
         status,
+        request_id: c.get("requestId"),
         prompt_tokens: tally.promptTokens,
         completion_tokens: tally.promptTokens === null ? null : tally.completionTokens,
         ttft_ms: tally.firstTokenMs === null ? null : round(tally.firstTokenMs - tally.startMs),
