@@ -12,6 +12,7 @@ import { Drain } from "./drain.ts";
 import type { GatewayEnv } from "./env.ts";
 import { ApiError, toApiError, toErrorResponse } from "./errors.ts";
 import { healthRoutes } from "./health.ts";
+import { tokenizeRoutes } from "./tokenize.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { apiKeyAuth } from "./middleware/auth.ts";
 import { bodyLimit } from "./middleware/body-limit.ts";
@@ -90,6 +91,12 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   app.use("/v1/*", bodyLimit(opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES));
   app.post("/v1/chat/completions", jsonOnly(), (c) => chatCompletions(c, deps, opts.chat));
   app.post("/v1/completions", jsonOnly(), (c) => completions(c, deps));
+  // vLLM's tokenizer endpoints (outside /v1, as there), behind the same key, deadline and body limit
+  for (const path of ["/tokenize", "/detokenize"]) {
+    if (opts.apiKeys && opts.apiKeys.length > 0) app.use(path, apiKeyAuth(opts.apiKeys));
+    app.use(path, requestTimeout(opts.requestTimeoutMs, opts.bodyTimeoutMs), bodyLimit(opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES));
+  }
+  tokenizeRoutes(app, deps);
 
   const modelCard = () => ({
     id: servedModelName,

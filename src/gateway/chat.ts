@@ -28,7 +28,7 @@ export interface ChatOptions {
 
 type Message = ChatCompletionRequest["messages"][number];
 
-function templateMessage(m: Message): ChatTemplateMessage {
+export function templateMessage(m: Message): ChatTemplateMessage {
   const content = typeof m.content === "string" ? m.content
     : (m.content ?? []).map((p) => (typeof p.text === "string" ? p.text : "")).join("\n");
   const out: ChatTemplateMessage = { role: m.role === "developer" ? "system" : m.role, content };
