@@ -6,6 +6,9 @@ import { basename, resolve } from "node:path";
 import { loadModelConfig } from "../config/model.ts";
 import { ModelEngine } from "../engine/engine.ts";
 import { createApp, Drain, LoadingEngine, parseApiKeys, serveApp } from "../gateway/index.ts";
+import type { ChatOptions } from "../gateway/chat.ts";
+import { REASONING_PARSERS } from "../gateway/reasoning.ts";
+import { TOOL_CALL_PARSERS } from "../gateway/tools.ts";
 import { loadTokenizer } from "../tokenizer/index.ts";
 import { TokenizerPool } from "../tokenizer/pool.ts";
 import { inlineEncoder, sizedEncoder } from "../tokenizer/prompt.ts";
@@ -22,6 +25,7 @@ export const SERVE_USAGE = `usage: moe serve [--model DIR] [--scaling FILE] [--h
   [--max-model-len N] [--kv-cache-tokens N] [--max-num-batched-tokens N] [--max-num-seqs N] [--max-waiting N]
   [--speculative mtp --draft-tokens K] [--tokenizer-workers N (2)] [--nats URL] [--nats-creds FILE]
   [--no-prefix-caching] [--allowed-origins ORIGIN1,ORIGIN2 (CORS; none by default, * for any)]
+  [--reasoning-parser deepseek_r1 (none)] [--tool-call-parser deepseek_v3|deepseek_v31 (deepseek_v3)]
   [--log-format text|json (text)] [--log-level debug|info|warn|error (info)] [-h|--help]
 Logs go to stderr: a line per request (a stream's when it ends), preemption and runtime event.`;
 
@@ -34,6 +38,7 @@ export const SERVE_OPTIONS = {
   nats: { type: "string" }, "nats-creds": { type: "string" }, "metrics-public": { type: "boolean" },
   "request-timeout": { type: "string" }, "drain-timeout": { type: "string" }, "tokenizer-workers": { type: "string" },
   "no-prefix-caching": { type: "boolean" }, "allowed-origins": { type: "string" },
+  "reasoning-parser": { type: "string" }, "tool-call-parser": { type: "string" },
   "log-format": { type: "string" }, "log-level": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -68,6 +73,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  const chat = chatOptions(a["reasoning-parser"], a["tool-call-parser"]);
   const servedModelName = a["served-model-name"] ?? basename(model);
   const engineOptions = { // checked before listening: a bad flag never gets as far as a socket
     servedModelName,
@@ -95,7 +101,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const drain = new Drain();
   const app = createApp({
     engine: loading, tokenizer, encoder, servedModelName, apiKeys, metricsPublic: a["metrics-public"] ?? false, requestTimeoutMs, drain,
-    allowedOrigins: (a["allowed-origins"] ?? "").split(",").map((o) => o.trim()).filter(Boolean), log,
+    allowedOrigins: (a["allowed-origins"] ?? "").split(",").map((o) => o.trim()).filter(Boolean), log, chat,
   });
   const server = serveApp(app, { hostname: a.host ?? "127.0.0.1", port });
   log.info(`listening on http://${server.hostname}:${server.port}/v1; loading ${model}`, { event: "listening", url: `http://${server.hostname}:${server.port}/v1`, model }, { brief: true });
@@ -149,4 +155,16 @@ export async function serveCommand(argv: string[]): Promise<void> {
     log.error(`warm-up failed, /health stays 503 until a step succeeds: ${(err as Error).message}`, { event: "warmup_failed" }, { brief: true });
   }
   await new Promise(() => {}); // serve until stopped
+}
+
+/** --reasoning-parser and --tool-call-parser, vLLM's names for DeepSeek's formats. */
+function chatOptions(reasoning: string | undefined, tools: string | undefined): ChatOptions {
+  const pick = <T extends string>(flag: string, v: string | undefined, names: readonly T[]): T | undefined => {
+    if (v !== undefined && !names.includes(v as T)) throw new UsageError(`--${flag} ${v}: one of ${names.join(", ")}`);
+    return v as T | undefined;
+  };
+  return {
+    reasoningParser: pick("reasoning-parser", reasoning, REASONING_PARSERS) ?? null,
+    toolCallParser: pick("tool-call-parser", tools, TOOL_CALL_PARSERS) ?? "deepseek_v3",
+  };
 }

@@ -15,6 +15,7 @@ import {
 } from "./request.ts";
 import { ChatCompletionRequest } from "./schemas.ts";
 import { sseResponse } from "./sse.ts";
+import { toolCallConstraint } from "./tool-constraint.ts";
 import type { ToolCallParserName } from "./tools.ts";
 
 /** How chat outputs are read (serve's --reasoning-parser and --tool-call-parser). */
@@ -46,9 +47,6 @@ function shownTools(body: ChatCompletionRequest, opts: ChatOptions): ChatComplet
     throw ApiError.badRequest("This server reads no tool calls (started without --tool-call-parser); send tool_choice: \"none\" or no tools.",
       "tools", "unsupported_parameter");
   }
-  if (body.tool_choice === "required" || typeof body.tool_choice === "object") {
-    throw ApiError.badRequest("tool_choice \"required\" or a named function is not supported yet.", "tool_choice", "unsupported_parameter");
-  }
   return tools;
 }
 
@@ -73,7 +71,9 @@ export async function chatCompletions(c: Context<GatewayEnv>, deps: GatewayDeps,
   const promptIds = await renderPrompt(deps, body, tools);
   const maxTokens = resolveMaxTokens(promptIds.length, body.max_completion_tokens ?? body.max_tokens, deps.info, "messages");
   const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
-  const params = samplingParams(body, maxTokens, logprobs, false, deps.info, deps.codec);
+  // "required" or a named function: decoding is held to one valid call (tool-constraint.ts)
+  const constraint = tools ? toolCallConstraint(tools, body.tool_choice, deps.codec, deps.info) : null;
+  const params = { ...samplingParams(body, maxTokens, logprobs, false, deps.info, deps.codec), ...(constraint ? { constraint } : {}) };
   const reading: ChatOutputOptions = {
     reasoning: Boolean(opts.reasoningParser),
     // the last few prompt tokens say whether the template left the model inside <think>

@@ -19,4 +19,8 @@ export interface TextCodec {
   ): string;
   /** The most input bytes one token covers (see src/tokenizer/bound.ts); absent = no byte bound. */
   readonly maxTokenBytes?: number;
+  // what constrained decoding reads (src/grammar's TokenSource); a codec without them cannot constrain
+  idToToken?(id: number): string | undefined;
+  isSpecial?(id: number): boolean;
+  readonly vocabSize?: number;
 }

@@ -24,6 +24,9 @@ export interface Tokenizer {
   readonly maxTokenBytes: number;
   idToToken(id: number): string | undefined;
   tokenToId(token: string): number | undefined;
+  /** An added token (`<｜end▁of▁sentence｜>`, `<｜tool▁call▁begin｜>`, `<think>`...): matched whole
+   * before BPE, so no constrained text may spell it out of ordinary bytes. */
+  isSpecial(id: number): boolean;
 }
 
 type TokenizerConfig = Record<string, unknown>;
@@ -84,6 +87,7 @@ export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
   const eos = resolve("eos_token", "eos_token_id", true);
   const pad = resolve("pad_token", "pad_token_id", false);
 
+  const added = new Set(((tj as { added_tokens?: { id: number }[] }).added_tokens ?? []).map((t) => t.id));
   let maxId = -1;
   for (const id of hf.get_vocab(true).values()) if (id > maxId) maxId = id;
 
@@ -128,5 +132,6 @@ export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
     maxTokenBytes: maxTokenBytes(tj as Record<string, unknown>),
     idToToken: (id: number) => hf.id_to_token(id),
     tokenToId: (token: string) => hf.token_to_id(token),
+    isSpecial: (id: number) => added.has(id),
   });
 }
