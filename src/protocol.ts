@@ -16,6 +16,11 @@ export interface SampleSpec {
   logprobs: number | null; // null = none, else how many top alternatives
   output: ArrayLike<number>; // tokens generated so far (read by the penalties only; empty without them)
   prompt?: ArrayLike<number>; // with repetition_penalty != 1
+  /** Grammar-constrained decoding: the tokens allowed this step (bit t & 31 of word t >> 5; 16 KiB
+   * at V = 129280), computed by the engine from the sequence's grammar. Disallowed logits become
+   * -Infinity before penalties and sampling, greedy included; logprobs stay those of the raw model
+   * distribution. Absent: every token is allowed. */
+  mask?: Uint32Array;
 }
 
 export interface Sampled {

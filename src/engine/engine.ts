@@ -69,6 +69,9 @@ export class ModelEngine implements Engine {
     for (const id of req.prompt_ids)
       if (!Number.isInteger(id) || id < 0 || id >= this.info.vocab_size)
         throw new EngineError(`token id ${id} is outside the vocabulary [0, ${this.info.vocab_size})`, "invalid_request");
+    const g = req.params.constraint;
+    if (g && g.vocab.size !== this.info.vocab_size)
+      throw new EngineError(`the grammar was compiled for a vocabulary of ${g.vocab.size}, not ${this.info.vocab_size}`, "invalid_request");
     if (this.sched.queueFull) throw new EngineError("too many requests are waiting", "queue_full", 1);
     const seq = new Sequence(req, Math.min(req.params.max_tokens, max - n));
     if (req.signal?.aborted) seq.finish("abort");

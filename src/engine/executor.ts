@@ -84,13 +84,15 @@ export class StepExecutor {
 
   private accept(seq: Sequence, token: number, logprob?: number, top?: TopLogprob[]): void {
     const p = seq.req.params;
+    if (seq.matcher && !seq.matcher.accept(token)) return this.end(seq, `token ${token} is not allowed by the grammar`, "internal");
     seq.tokens.push(token);
     this.genTotal++;
     const stop = (!p.ignore_eos && this.backend.config.eos_ids.includes(token)) || p.stop_token_ids.includes(token);
     // the first token says what the prefix cache gave (a client's stop string may end it before "done")
     const cached = seq.outputLen === 1 && seq.cachedTokens ? { cached_tokens: seq.cachedTokens } : {};
     if (!stop) seq.events.push({ type: "token", id: token, logprob, top_logprobs: top, ...cached });
-    if (stop) seq.finish("stop");
+    // a grammar that is complete with nothing left to add ends the output (ignore_eos or not)
+    if (stop || seq.matcher?.done()) seq.finish("stop");
     else if (seq.outputLen >= seq.maxTokens || seq.tokens.length >= this.maxModelLen) seq.finish("length");
     if (seq.finished) this.sched.drop(seq);
   }

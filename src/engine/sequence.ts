@@ -1,5 +1,6 @@
 // One request's sequence: its tokens, how many of them the cache holds, its sampling state, and
 // the queue through which its events reach the caller.
+import { type Matcher, maskWords } from "../grammar/index.ts";
 import { hasPenalties } from "../model/sampler.ts";
 import type { SampleSpec } from "../protocol.ts";
 import type { EngineError, FinishReason, GenerateRequest, TokenEvent } from "./types.ts";
@@ -85,12 +86,15 @@ export class Sequence {
   readonly promptLogprobs: (number | null)[] = [];
   private readonly rand: () => number;
   readonly arrival = performance.now();
+  /** Where the output stands in its grammar (constrained decoding), else null. */
+  readonly matcher: Matcher | null;
 
   constructor(readonly req: GenerateRequest, readonly maxTokens: number) {
     this.id = `${req.id}~${(created++).toString(36)}`;
     this.tokens = [...req.prompt_ids];
     this.promptLen = req.prompt_ids.length;
     this.rand = seededRandom(req.params.seed ?? Math.floor(Math.random() * 2 ** 32));
+    this.matcher = req.params.constraint?.start() ?? null;
   }
 
   get outputLen(): number {
@@ -103,6 +107,7 @@ export class Sequence {
 
   /** Draft tokens to ask the MTP module for after this step: k; while paused 0, or 1 to probe. */
   draftTokens(k: number): number {
+    if (this.matcher) return 0; // a draft would need the mask of every position it covers
     if (this.specDrafted < MIN_EVIDENCE || this.specAccepted >= PAUSE_BELOW * this.specDrafted) return k;
     if (++this.paused < this.probeEvery) return 0;
     this.paused = 0;
@@ -138,6 +143,14 @@ export class Sequence {
     // The generated tokens and the prompt are read only by the penalties: not copied without them.
     if (hasPenalties(s)) s.output = this.tokens.slice(this.promptLen);
     if (p.repetition_penalty !== 1) s.prompt = this.tokens.slice(0, this.promptLen);
+    if (this.matcher) {
+      // Within the tokens left, so that a bounded grammar closes by max_tokens; one that cannot
+      // (its shortest output is longer) is followed as far as it goes and ends "length".
+      const mask = new Uint32Array(maskWords(this.matcher.grammar.vocab.size));
+      this.matcher.fill(mask, this.maxTokens - this.outputLen);
+      if (mask.every((w) => w === 0)) this.matcher.fill(mask);
+      s.mask = mask;
+    }
     return s;
   }
 

@@ -11,6 +11,7 @@ import type { ChoiceSpec } from "./generation.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import { bodyTimeoutError } from "./middleware/body-limit.ts";
 import { SAMPLING_EPS, type SamplingFields } from "./schemas.ts";
+import { structuredConstraint } from "./structured.ts";
 
 /** What the route handlers need; built once by createApp. */
 export interface GatewayDeps {
@@ -105,7 +106,9 @@ export function samplingParams(
   logprobs: number | null,
   promptLogprobs: boolean,
   info: ModelInfo,
+  codec?: TextCodec, // for structured output (response_format, guided_*): its vocabulary
 ): SamplingParams {
+  const constraint = codec ? structuredConstraint(b, codec, info) : undefined;
   const stopIds = b.stop_token_ids ?? [];
   checkTokenIds(stopIds, info, "stop_token_ids");
   const temperature = b.temperature ?? 1;
@@ -127,6 +130,7 @@ export function samplingParams(
     ignore_eos: b.ignore_eos ?? false,
     logprobs,
     prompt_logprobs: promptLogprobs,
+    ...(constraint ? { constraint } : {}),
   };
 }
 

@@ -33,7 +33,28 @@ const sampling = {
   return_tokens_as_token_ids: z.boolean().nullish(),
   user: z.string().nullish(),
   logit_bias: z.record(z.string(), z.number()).nullish(),
+  ...structured(),
 };
+
+/** Structured output (src/gateway/structured.ts): OpenAI's response_format and vLLM's guided_*. */
+function structured() {
+  const schema = z.record(z.string(), z.unknown());
+  return {
+    response_format: z.discriminatedUnion("type", [
+      z.looseObject({ type: z.literal("text") }),
+      z.looseObject({ type: z.literal("json_object") }),
+      z.looseObject({
+        type: z.literal("json_schema"),
+        json_schema: z.looseObject({ name: z.string().nullish(), schema: schema.nullish(), strict: z.boolean().nullish() }),
+      }),
+    ]).nullish(),
+    guided_json: z.union([z.string(), schema]).nullish(),
+    guided_regex: z.string().nullish(),
+    guided_choice: z.array(z.string().min(1)).min(1).nullish(),
+  };
+}
+const STRUCTURED = ["response_format", "guided_json", "guided_regex", "guided_choice"] as const;
+export type StructuredFields = { [K in (typeof STRUCTURED)[number]]?: z.infer<ReturnType<typeof structured>[K]> };
 
 const contentPart = z.looseObject({ type: z.string(), text: z.unknown().optional() });
 
@@ -69,13 +90,15 @@ function unsupported(ctx: Ctx, path: (string | number)[], message: string): void
   ctx.addIssue({ code: "custom", path, message });
 }
 
-interface CommonChecked {
+interface CommonChecked extends StructuredFields {
   stream?: boolean | null;
   stream_options?: unknown;
   logit_bias?: Record<string, number> | null;
 }
 
 function checkCommon(b: CommonChecked, ctx: Ctx): void {
+  const asked = STRUCTURED.filter((k) => b[k] != null && !(k === "response_format" && b.response_format?.type === "text"));
+  for (const k of asked.slice(1)) ctx.addIssue({ code: "custom", path: [k], message: `${k} cannot be combined with ${asked[0]}` });
   if (b.stream_options && !b.stream) {
     ctx.addIssue({ code: "custom", path: ["stream_options"], message: "stream_options is only allowed when stream is true" });
   }
@@ -95,7 +118,6 @@ export const ChatCompletionRequest = z
     parallel_tool_calls: z.boolean().nullish(),
     functions: z.array(z.unknown()).nullish(),
     function_call: z.unknown().optional(),
-    response_format: z.looseObject({ type: z.string() }).nullish(),
     modalities: z.array(z.string()).nullish(),
     audio: z.unknown().optional(),
     add_generation_prompt: z.boolean().nullish(),
@@ -113,9 +135,6 @@ export const ChatCompletionRequest = z
     }
     if ((b.functions?.length ?? 0) > 0) unsupported(ctx, ["functions"], "functions is deprecated and not supported; send tools");
     if (b.function_call != null && b.function_call !== "none") unsupported(ctx, ["function_call"], "function_call is deprecated and not supported; send tool_choice");
-    if (b.response_format && b.response_format.type !== "text") {
-      unsupported(ctx, ["response_format"], `response_format ${b.response_format.type} is not supported`);
-    }
     if (b.audio != null || b.modalities?.some((m) => m !== "text")) unsupported(ctx, ["modalities"], "only text output is supported");
     b.messages.forEach((m, i) => {
       if (!Array.isArray(m.content)) return;

@@ -119,9 +119,11 @@ export class StepRunner {
   /** Samples logits row j (j = 0..draft.length) while the draws agree with the draft: accepted
    * draft tokens, then the main model's token at the first mismatch (or after the last draft).
    * A draft token is accepted when the model's own draw equals it, which keeps the target
-   * distribution exactly; greedy rows without penalties or logprobs are one argmax call. */
+   * distribution exactly; greedy rows without penalties, logprobs or a mask are one argmax call. */
   private verify(logits: Float32Array, spec: SampleSpec, draft: readonly number[], us?: readonly number[]): Sampled[] {
-    const V = this.config.vocab_size, n = draft.length + 1, emitted: Sampled[] = [];
+    // A grammar's mask is for the first row only: a constrained sequence does not draft (the
+    // engine sends it no drafts), and any draft it were sent would be verified as rejected.
+    const V = this.config.vocab_size, n = spec.mask ? 1 : draft.length + 1, emitted: Sampled[] = [];
     if (plainGreedy(spec)) {
       const ids = this.ids.length >= n ? this.ids : (this.ids = new Int32Array(n));
       this.k.argmax(ids, logits, n, V);
@@ -136,7 +138,7 @@ export class StepRunner {
       s.u = j === 0 ? spec.u : (us?.[j - 1] ?? spec.u);
       const x = sample(this.k, logits.subarray(j * V, (j + 1) * V), s);
       emitted.push(x);
-      if (j === draft.length || x.token !== draft[j]) break;
+      if (j === n - 1 || x.token !== draft[j]) break;
       if (hasPenalties(spec)) (s.output as number[]).push(x.token);
     }
     return emitted;

@@ -1,5 +1,6 @@
 // Choosing the next token from one row of logits: penalties, then greedy or a seeded draw under
-// temperature / top-k / top-p / min-p; logprobs are those of the raw model distribution.
+// temperature / top-k / top-p / min-p; logprobs are those of the raw model distribution. A
+// grammar's mask (SampleSpec.mask) removes the tokens it does not allow before anything else.
 import type { Kernels } from "../kernels/kernels.ts";
 import type { SampleSpec, Sampled } from "../protocol.ts";
 
@@ -20,12 +21,31 @@ export function hasPenalties(s: SampleSpec): boolean {
 /** Greedy without penalties or logprobs: the token is the argmax of the raw logits, so a whole
  * run of rows can be decided by one argmax call. */
 export function plainGreedy(s: SampleSpec): boolean {
-  return isGreedy(s) && s.logprobs === null && !hasPenalties(s);
+  return isGreedy(s) && s.logprobs === null && !hasPenalties(s) && !s.mask;
+}
+
+/** The logits with every token the mask does not allow at -Infinity (a copy; `logits` is kept for
+ * the raw logprobs). */
+export function applyMask(logits: Float32Array, mask: Uint32Array): Float32Array {
+  const V = logits.length;
+  if (mask.length < Math.ceil(V / 32)) throw new Error(`the token mask has ${mask.length} words for a vocabulary of ${V}`);
+  const out = logits.slice();
+  let any = false;
+  for (let w = 0, v = 0; v < V; w++, v += 32) {
+    const bits = mask[w], end = Math.min(v + 32, V);
+    if (bits === 0) out.fill(-Infinity, v, end);
+    else {
+      any = true;
+      if (bits !== 0xffffffff) for (let t = v; t < end; t++) if (!((bits >>> (t - v)) & 1)) out[t] = -Infinity;
+    }
+  }
+  if (!any) throw new Error("the grammar allows no token here");
+  return out;
 }
 
 function penalize(logits: Float32Array, s: SampleSpec): Float32Array {
   if (!hasPenalties(s)) return logits;
-  const out = logits.slice();
+  const out = s.mask ? logits : logits.slice(); // a masked row is already a copy
   const counts = new Map<number, number>();
   for (let i = 0; i < s.output.length; i++) counts.set(s.output[i], (counts.get(s.output[i]) ?? 0) + 1);
   if (s.repetition_penalty !== 1) {
@@ -53,7 +73,7 @@ const best = new Int32Array(1); // argmax output, reused (kernels run synchronou
 
 export function sample(k: Kernels, logits: Float32Array, s: SampleSpec): Sampled {
   const V = logits.length;
-  const l = penalize(logits, s);
+  const l = penalize(s.mask ? applyMask(logits, s.mask) : logits, s);
   let token: number;
   if (isGreedy(s)) {
     k.argmax(best, l, 1, V);
