@@ -30,6 +30,8 @@ static inline uint16_t load_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2)
 static inline float load_f32(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
 
 int moe_check_dtype(int32_t dtype, const float *scale, const char *fn);
+/* A latent cache's kv_dtype and its kv_scale (mla.c; formats in include/moe_kvcache.h). */
+int moe_check_kv(int32_t kv_dtype, const float *kv_scale, const char *fn);
 static inline int64_t moe_dtype_size(int32_t dtype) { return dtype == MOE_F32 ? 4 : dtype == MOE_BF16 ? 2 : 1; }
 
 /* Decodes W[row, 0..K) into f32 (F8 rows multiplied by their block scales). */
@@ -57,23 +59,28 @@ float *moe_scratch(int slot, int64_t floats);
 
 /* "NT" matmul: out[t*ldo + n] (+)= sum_{k<K} x[xrow(t)*ldx + k] * W(row0 + n, k), where W row r
  * starts at w + r*ldw elements of the stored dtype and an F8 element (r, k) is scaled by
- * scale[(r/128) * ceil(ldw/128) + k/128]. xrow(t) = xrows ? xrows[t] : t. */
+ * scale[(r/128) * ceil(ldw/128) + k/128] (weights' 128x128 blocks), or by
+ * scale[r * ceil(ldw/128) + k/128] when row_scales (the KV cache's per-token tiles).
+ * xrow(t) = xrows ? xrows[t] : t. */
 typedef struct {
   float *out; int64_t ldo;
   const float *x; int64_t ldx; const int32_t *xrows;
   const void *w; int64_t ldw; const float *scale; int32_t dtype;
   int64_t row0, K;
   int accum;
+  int row_scales; /* F8: one scale row per W row instead of per 128 rows */
 } moe_gemm_nt;
 
 /* "NN" matmul: out[t*ldo + n] (+)= sum_{k<K} a[t*lda + k] * W(row0 + k, n) for n < N, W as above
- * (so an F8 element (r, n) is scaled by scale[(r/128) * ceil(ldw/128) + n/128]). */
+ * (so an F8 element (r, n) is scaled by scale[(r/128) * ceil(ldw/128) + n/128], or by
+ * scale[r * ceil(ldw/128) + n/128] when row_scales). */
 typedef struct {
   float *out; int64_t ldo;
   const float *a; int64_t lda;
   const void *w; int64_t ldw; const float *scale; int32_t dtype;
   int64_t row0, K, N;
   int accum;
+  int row_scales;
 } moe_gemm_nn;
 
 /* The primitives every ISA implements; each runs on the calling thread only. */

@@ -23,6 +23,7 @@ AI V FN(decn)(const int DT, const uint8_t *p, int n) {
  * a VLA in memory); unrolled with constant RR/TT/KU they live in registers. */
 AI void FN(tile_nt)(const moe_gemm_nt *g, int64_t n, int64_t t, const int RR, const int TT, const int KU, const int DT) {
   const int64_t K = g->K, nb = (g->ldw + 127) / 128;
+  const int sh = g->row_scales ? 0 : 7; /* rows per F8 scale row: 1 (KV cache) or 128 (weights) */
   const int AFTER = DT == MOE_F8E4M3 && KU * RR * TT <= 8;
   const uint8_t *wr[4];
   const float *sr[4], *xr[8];
@@ -31,7 +32,7 @@ AI void FN(tile_nt)(const moe_gemm_nt *g, int64_t n, int64_t t, const int RR, co
   for (int r = 0; r < RR; r++) {
     int64_t row = g->row0 + n + r;
     wr[r] = (const uint8_t *)g->w + row * g->ldw * ES(DT);
-    sr[r] = DT == MOE_F8E4M3 ? g->scale + (row / 128) * nb : NULL;
+    sr[r] = DT == MOE_F8E4M3 ? g->scale + (row >> sh) * nb : NULL;
   }
 #pragma GCC unroll 8
   for (int j = 0; j < TT; j++) xr[j] = g->x + (g->xrows ? g->xrows[t + j] : t + j) * g->ldx;

@@ -9,13 +9,14 @@
 /* ---- portable primitives: the straightforward reference the SIMD paths are tested against -- */
 static void nt_portable(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0, int64_t n1) {
   float *row = moe_scratch(5, g->K);
+  const int sh = g->row_scales ? 0 : 7;
   for (int64_t n = n0; n < n1; n++) {
     int64_t r = g->row0 + n, es = moe_dtype_size(g->dtype), nb = (g->ldw + 127) / 128;
     const uint8_t *p = (const uint8_t *)g->w + r * g->ldw * es;
     for (int64_t k = 0; k < g->K; k++)
       row[k] = g->dtype == MOE_F32 ? load_f32(p + 4 * k)
              : g->dtype == MOE_BF16 ? bf16_to_f32(load_u16(p + 2 * k))
-             : moe_e4m3_lut[p[k]] * g->scale[(r / 128) * nb + k / 128];
+             : moe_e4m3_lut[p[k]] * g->scale[(r >> sh) * nb + k / 128];
     for (int64_t t = t0; t < t1; t++) {
       float *o = g->out + t * g->ldo + n;
       float v = moe_dot(g->x + (g->xrows ? g->xrows[t] : t) * g->ldx, row, g->K);
@@ -27,6 +28,7 @@ static void nt_portable(const moe_gemm_nt *g, int64_t t0, int64_t t1, int64_t n0
 static void nn_portable(const moe_gemm_nn *g, int64_t t0, int64_t t1) {
   float *row = moe_scratch(5, g->N);
   int64_t es = moe_dtype_size(g->dtype), nb = (g->ldw + 127) / 128;
+  const int sh = g->row_scales ? 0 : 7;
   for (int64_t t = t0; t < t1; t++)
     if (!g->accum) memset(g->out + t * g->ldo, 0, (size_t)g->N * 4);
   for (int64_t k = 0; k < g->K; k++) {
@@ -35,7 +37,7 @@ static void nn_portable(const moe_gemm_nn *g, int64_t t0, int64_t t1) {
     for (int64_t n = 0; n < g->N; n++)
       row[n] = g->dtype == MOE_F32 ? load_f32(p + 4 * n)
              : g->dtype == MOE_BF16 ? bf16_to_f32(load_u16(p + 2 * n))
-             : moe_e4m3_lut[p[n]] * g->scale[(r / 128) * nb + n / 128];
+             : moe_e4m3_lut[p[n]] * g->scale[(r >> sh) * nb + n / 128];
     for (int64_t t = t0; t < t1; t++) {
       float a = g->a[t * g->lda + k], *o = g->out + t * g->ldo;
       for (int64_t n = 0; n < g->N; n++) o[n] += a * row[n];

@@ -1,36 +1,94 @@
 /* Multi-head latent attention over the paged latent cache: the cache holds kv_norm(latent) and
- * the roped shared key; kv_b is absorbed into the query and the output ("absorb"), or expanded
- * per position ("naive"). Both compute the same attention (attend.c). */
+ * the roped shared key in the cache's dtype (moe_kvcache.h); kv_b is absorbed into the query and
+ * the output ("absorb"), or expanded per position ("naive"). Both compute the same attention
+ * (attend.c). Quantizing a row is scalar code compiled once, so every ISA path stores the same
+ * bytes; reading converts in registers (attend.c) or per gathered row (moe_kv_gather). */
+#include <math.h>
 #include "common.h"
+#include "../include/moe_kvcache.h"
 
-int moe_kv_write(float *kv_cache, float *pe_cache, const float *latent, int64_t ld_latent,
-                 const float *pe, int64_t ld_pe, const int32_t *slots, int64_t T, int64_t C,
-                 int64_t dr, int64_t n_slots, void *stream) {
-  (void)stream;
-  CHECK_PTR(kv_cache); CHECK_PTR(pe_cache); CHECK_PTR(latent); CHECK_PTR(pe); CHECK_PTR(slots);
-  CHECK_NONNEG(T); CHECK_NONNEG(n_slots);
-  /* Every slot first: a refused call writes nothing. */
-  for (int64_t t = 0; t < T; t++)
-    CHECK(moe_slot_ok(slots[t], n_slots), MOE_MSG_KV_SLOT, __func__, (long long)slots[t], (long long)n_slots);
-  for (int64_t t = 0; t < T; t++) {
-    memcpy(kv_cache + (int64_t)slots[t] * C, latent + t * ld_latent, (size_t)C * 4);
-    memcpy(pe_cache + (int64_t)slots[t] * dr, pe + t * ld_pe, (size_t)dr * 4);
-  }
+int moe_check_kv(int32_t kv_dtype, const float *kv_scale, const char *fn) {
+  if (kv_dtype != MOE_F32 && kv_dtype != MOE_BF16 && kv_dtype != MOE_F8E4M3) return moe_fail(MOE_EINVAL, MOE_MSG_KV_DTYPE, fn, kv_dtype);
+  if (kv_dtype == MOE_F8E4M3 && !kv_scale) return moe_fail(MOE_EINVAL, MOE_MSG_KV_SCALE, fn);
   return MOE_OK;
 }
 
-int moe_kv_gather(float *latent, float *pe, const float *kv_cache, const float *pe_cache,
-                  const int32_t *block_table, int64_t L, int64_t C, int64_t dr,
+/* One row of the cache from f32: C latent values (and their tile scales) and dr rope values. */
+static void store_row(void *kv, void *pe, float *scale, int32_t dt, int64_t slot, const float *lat,
+                      const float *rope, int64_t C, int64_t dr) {
+  if (dt == MOE_F32) {
+    memcpy((float *)kv + slot * C, lat, (size_t)C * 4);
+    memcpy((float *)pe + slot * dr, rope, (size_t)dr * 4);
+    return;
+  }
+  uint16_t *pr = (uint16_t *)pe + slot * dr;
+  for (int64_t i = 0; i < dr; i++) pr[i] = moe_kv_bf16(rope[i]);
+  if (dt == MOE_BF16) {
+    uint16_t *kr = (uint16_t *)kv + slot * C;
+    for (int64_t i = 0; i < C; i++) kr[i] = moe_kv_bf16(lat[i]);
+    return;
+  }
+  uint8_t *kr = (uint8_t *)kv + slot * C;
+  float *sr = scale + slot * moe_kv_tiles(C);
+  for (int64_t b = 0; b * MOE_KV_TILE < C; b++) {
+    int64_t c0 = b * MOE_KV_TILE, c1 = c0 + MOE_KV_TILE < C ? c0 + MOE_KV_TILE : C;
+    float amax = 0;
+    for (int64_t i = c0; i < c1; i++) amax = fabsf(lat[i]) > amax ? fabsf(lat[i]) : amax;
+    float s = moe_kv_fp8_scale(amax), inv = 1.0f / s; /* powers of two: both exact */
+    sr[b] = s;
+    for (int64_t i = c0; i < c1; i++) kr[i] = moe_kv_e4m3(lat[i] * inv);
+  }
+}
+
+/* One row of the cache back to f32. */
+static void load_row(float *lat, float *rope, const void *kv, const void *pe, const float *scale, int32_t dt,
+                     int64_t slot, int64_t C, int64_t dr) {
+  if (dt == MOE_F32) {
+    memcpy(lat, (const float *)kv + slot * C, (size_t)C * 4);
+    memcpy(rope, (const float *)pe + slot * dr, (size_t)dr * 4);
+    return;
+  }
+  const uint16_t *pr = (const uint16_t *)pe + slot * dr;
+  for (int64_t i = 0; i < dr; i++) rope[i] = bf16_to_f32(pr[i]);
+  if (dt == MOE_BF16) {
+    const uint16_t *kr = (const uint16_t *)kv + slot * C;
+    for (int64_t i = 0; i < C; i++) lat[i] = bf16_to_f32(kr[i]);
+    return;
+  }
+  const uint8_t *kr = (const uint8_t *)kv + slot * C;
+  const float *sr = scale + slot * moe_kv_tiles(C);
+  for (int64_t i = 0; i < C; i++) lat[i] = moe_e4m3_lut[kr[i]] * sr[i / MOE_KV_TILE];
+}
+
+int moe_kv_write(void *kv_cache, void *pe_cache, float *kv_scale, int32_t kv_dtype, const float *latent,
+                 int64_t ld_latent, const float *pe, int64_t ld_pe, const int32_t *slots, int64_t T, int64_t C,
+                 int64_t dr, int64_t n_slots, void *stream) {
+  (void)stream;
+  CHECK_PTR(kv_cache); CHECK_PTR(pe_cache); CHECK_PTR(latent); CHECK_PTR(pe); CHECK_PTR(slots);
+  CHECK_NONNEG(T); CHECK_NONNEG(n_slots); CHECK_NONNEG(C); CHECK_NONNEG(dr);
+  int st = moe_check_kv(kv_dtype, kv_scale, __func__);
+  if (st) return st;
+  /* Every slot first: a refused call writes nothing. */
+  for (int64_t t = 0; t < T; t++)
+    CHECK(moe_slot_ok(slots[t], n_slots), MOE_MSG_KV_SLOT, __func__, (long long)slots[t], (long long)n_slots);
+  for (int64_t t = 0; t < T; t++)
+    store_row(kv_cache, pe_cache, kv_scale, kv_dtype, slots[t], latent + t * ld_latent, pe + t * ld_pe, C, dr);
+  return MOE_OK;
+}
+
+int moe_kv_gather(float *latent, float *pe, const void *kv_cache, const void *pe_cache, const float *kv_scale,
+                  int32_t kv_dtype, const int32_t *block_table, int64_t L, int64_t C, int64_t dr,
                   int64_t page_size, int64_t n_slots, void *stream) {
   (void)stream;
   CHECK_PTR(latent); CHECK_PTR(pe); CHECK_PTR(kv_cache); CHECK_PTR(pe_cache); CHECK_PTR(block_table);
-  CHECK_POS(page_size); CHECK_NONNEG(L); CHECK_NONNEG(n_slots);
+  CHECK_POS(page_size); CHECK_NONNEG(L); CHECK_NONNEG(n_slots); CHECK_NONNEG(C); CHECK_NONNEG(dr);
+  int st = moe_check_kv(kv_dtype, kv_scale, __func__);
+  if (st) return st;
   for (int64_t b = 0; b * page_size < L; b++)
     CHECK(moe_page_ok(block_table[b], page_size, n_slots), MOE_MSG_KV_PAGE, __func__, (long long)block_table[b], (long long)(n_slots / page_size));
   for (int64_t p = 0; p < L; p++) {
     int64_t slot = (int64_t)block_table[p / page_size] * page_size + p % page_size;
-    memcpy(latent + p * C, kv_cache + slot * C, (size_t)C * 4);
-    memcpy(pe + p * dr, pe_cache + slot * dr, (size_t)dr * 4);
+    load_row(latent + p * C, pe + p * dr, kv_cache, pe_cache, kv_scale, kv_dtype, slot, C, dr);
   }
   return MOE_OK;
 }

@@ -5,6 +5,7 @@
 AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const int TT, const int NV, const int DT,
                    const int PF) {
   const int64_t nb = (g->ldw + 127) / 128, rowb = g->ldw * ES(DT);
+  const int sh = g->row_scales ? 0 : 7; /* rows per F8 scale row: 1 (KV cache) or 128 (weights) */
   /* Decode (PF): the tile's slice of the row at least moe_pf_dist bytes ahead is prefetched. */
   const int64_t ahead = PF ? (moe_pf_dist + rowb - 1) / rowb * rowb : 0;
   V acc[TT_MAX][8];
@@ -20,7 +21,7 @@ AI void FN(tile_nn)(const moe_gemm_nn *g, int64_t t, int64_t c, int cn, const in
     /* The tile's columns [c, c + NV*VL) lie in one 128-column block (c is a multiple of the
      * tile width, which divides 128), so the F8 block scale multiplies the broadcast
      * activation, not each weight vector. */
-    const float s = DT == MOE_F8E4M3 ? g->scale[(row / 128) * nb + c / 128] * F8_SCALE : 1.0f;
+    const float s = DT == MOE_F8E4M3 ? g->scale[(row >> sh) * nb + c / 128] * F8_SCALE : 1.0f;
     V wv[8];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; v++) {

@@ -8,15 +8,24 @@
 #define ATT_THREADS 128
 #define ATT_TILE 32 /* keys scored per step, one warp per key */
 
-/* Keys of the paged latent cache: key = value = the cached latent of a slot. */
+/* Keys of the paged latent cache: key = value = the cached latent of a slot, read in the
+ * cache's dtype (moe_kvcache.h) and converted per element, never copied to f32. */
 struct PagedKeys {
-  const float *kv, *pe;
+  const void *kv, *pe;
+  const float *scale;
   const int32_t *bt;
   int64_t page, C, dr;
+  int32_t dt;
   __device__ int64_t row(int64_t i) const { return (int64_t)bt[i / page] * page + i % page; }
-  __device__ const float *key(int64_t r) const { return kv + r * C; }
-  __device__ const float *rope(int64_t r) const { return pe + r * dr; }
-  __device__ const float *val(int64_t r) const { return kv + r * C; }
+  __device__ float key(int64_t r, int64_t c) const {
+    if (dt == MOE_F32) return ((const float *)kv)[r * C + c];
+    if (dt == MOE_BF16) return bf16_to_f32(((const uint16_t *)kv)[r * C + c]);
+    return e4m3_to_f32(((const uint8_t *)kv)[r * C + c]) * scale[r * moe_kv_tiles(C) + c / MOE_KV_TILE];
+  }
+  __device__ float rope(int64_t r, int64_t c) const {
+    return dt == MOE_F32 ? ((const float *)pe)[r * dr + c] : bf16_to_f32(((const uint16_t *)pe)[r * dr + c]);
+  }
+  __device__ float val(int64_t r, int64_t c) const { return key(r, c); }
 };
 
 /* out[0..dv) = softmax_i((qk . key_i + qr . rope_i) * scale) . val_i over i = 0..last.
@@ -34,10 +43,9 @@ static __device__ void attend_one(const Keys &K, int64_t last, const float *qk, 
     const int n = (int)min64(ATT_TILE, last + 1 - i0);
     for (int j = warp; j < n; j += nw) {
       const int64_t r = K.row(i0 + j);
-      const float *k = K.key(r), *kr = K.rope(r);
       float a = 0.f;
-      for (int64_t c = lane; c < dk; c += 32) a += qk[c] * k[c];
-      for (int64_t c = lane; c < dr; c += 32) a += qr[c] * kr[c];
+      for (int64_t c = lane; c < dk; c += 32) a += qk[c] * K.key(r, c);
+      for (int64_t c = lane; c < dr; c += 32) a += qr[c] * K.rope(r, c);
       a = warp_sum(a);
       if (lane == 0) p[j] = a * scale, rows[j] = r;
     }
@@ -54,7 +62,7 @@ static __device__ void attend_one(const Keys &K, int64_t last, const float *qk, 
     m = mt;
     for (int64_t c = tid; c < dv; c += blockDim.x) {
       float v = acc[c] * alpha;
-      for (int j = 0; j < n; j++) v += p[j] * K.val(rows[j])[c];
+      for (int j = 0; j < n; j++) v += p[j] * K.val(rows[j], c);
       acc[c] = v;
     }
     __syncthreads(); /* before the next tile overwrites p and rows */
@@ -64,7 +72,8 @@ static __device__ void attend_one(const Keys &K, int64_t last, const float *qk, 
 
 /* Query rows: (row t, sequence s, position) triples uploaded with the launch. */
 __global__ __launch_bounds__(ATT_THREADS) void attend_kernel(float *o_lat, const float *q_lat, const float *q,
-                                                           const float *kv_cache, const float *pe_cache,
+                                                           const void *kv_cache, const void *pe_cache,
+                                                           const float *kv_scale, int32_t kv_dtype,
                                                            const int32_t *block_tables, int64_t max_blocks,
                                                            const int32_t *rows, int64_t H, int64_t C, int64_t dn,
                                                            int64_t dr, int64_t page_size, int64_t n_slots,
@@ -89,16 +98,18 @@ __global__ __launch_bounds__(ATT_THREADS) void attend_kernel(float *o_lat, const
   for (int64_t i = threadIdx.x; i < dr; i += blockDim.x) qs[C + i] = qp[i];
   __syncthreads();
   if (bad_page) return; /* every thread sees the flag after the barrier: the block leaves together */
-  PagedKeys K = {kv_cache, pe_cache, block_tables + s * max_blocks, page_size, C, dr};
+  PagedKeys K = {kv_cache, pe_cache, kv_scale, block_tables + s * max_blocks, page_size, C, dr, kv_dtype};
   attend_one(K, pos, qs, C, qs + C, dr, acc, C, scale, o_lat + (t * H + h) * C);
 }
 
-int moe_mla_attend(float *o_lat, const float *q_lat, const float *q, const float *kv_cache, const float *pe_cache,
-                   const int32_t *block_tables, int64_t max_blocks, const int32_t *cu_q, const int32_t *ctx_len,
-                   int64_t S, int64_t H, int64_t C, int64_t dn, int64_t dr, int64_t page_size, int64_t n_slots,
-                   float softmax_scale, void *stream) {
+int moe_mla_attend(float *o_lat, const float *q_lat, const float *q, const void *kv_cache, const void *pe_cache,
+                   const float *kv_scale, int32_t kv_dtype, const int32_t *block_tables, int64_t max_blocks,
+                   const int32_t *cu_q, const int32_t *ctx_len, int64_t S, int64_t H, int64_t C, int64_t dn,
+                   int64_t dr, int64_t page_size, int64_t n_slots, float softmax_scale, void *stream) {
   CHECK_PTR(o_lat); CHECK_PTR(q_lat); CHECK_PTR(q); CHECK_PTR(kv_cache); CHECK_PTR(pe_cache);
   CHECK_PTR(block_tables); CHECK_PTR(cu_q); CHECK_PTR(ctx_len); CHECK_POS(page_size); CHECK_NONNEG(n_slots);
+  int st0 = moe_check_kv(kv_dtype, kv_scale, __func__);
+  if (st0) return st0;
   std::vector<int32_t> rows;
   for (int64_t s = 0; s < S; s++) {
     int64_t n = cu_q[s + 1] - cu_q[s];
@@ -114,7 +125,7 @@ int moe_mla_attend(float *o_lat, const float *q_lat, const float *q, const float
   int st = moe_tmp_upload(&drows, rows.data(), rows.size() * sizeof(int32_t), stream, __func__);
   if (st) return st;
   MOE_LAUNCH(dim3((unsigned)(rows.size() / 3), (unsigned)H), ATT_THREADS, smem, stream, attend_kernel)(
-      o_lat, q_lat, q, kv_cache, pe_cache, block_tables, max_blocks, (const int32_t *)drows, H, C, dn, dr, page_size, n_slots,
+      o_lat, q_lat, q, kv_cache, pe_cache, kv_scale, kv_dtype, block_tables, max_blocks, (const int32_t *)drows, H, C, dn, dr, page_size, n_slots,
       softmax_scale, moe_dev_err());
   st = moe_launched(__func__);
   moe_tmp_free(drows, stream);

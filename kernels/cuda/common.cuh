@@ -20,6 +20,7 @@
 #include "portability.h"
 #include "../include/moe_kernels.h"
 #include "../include/moe_checks.h"
+#include "../include/moe_kvcache.h"
 
 int moe_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -29,6 +30,7 @@ int moe_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 
 #define CHECK_NONNEG(n) CHECK((n) >= 0, "%s: %s must be >= 0 (got %lld)", __func__, #n, (long long)(n))
 
 int moe_check_dtype(int32_t dtype, const float *scale, const char *fn);
+int moe_check_kv(int32_t kv_dtype, const float *kv_scale, const char *fn); /* a latent cache's dtype and scales */
 /* MOE_EDEVICE with the runtime's message when a launch (or an earlier async fault) failed. */
 int moe_launched(const char *fn);
 int moe_gpu_status(gpuError_t e, const char *fn);

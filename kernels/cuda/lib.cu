@@ -32,6 +32,13 @@ int moe_check_dtype(int32_t dtype, const float *scale, const char *fn) {
   return MOE_OK;
 }
 
+/* As the CPU library's (cpu/mla.c): the same refusals, word for word. */
+int moe_check_kv(int32_t kv_dtype, const float *kv_scale, const char *fn) {
+  if (kv_dtype != MOE_F32 && kv_dtype != MOE_BF16 && kv_dtype != MOE_F8E4M3) return moe_fail(MOE_EINVAL, MOE_MSG_KV_DTYPE, fn, kv_dtype);
+  if (kv_dtype == MOE_F8E4M3 && !kv_scale) return moe_fail(MOE_EINVAL, MOE_MSG_KV_SCALE, fn);
+  return MOE_OK;
+}
+
 int moe_gpu_status(gpuError_t e, const char *fn) {
   if (e == gpuSuccess) return MOE_OK;
   gpuGetLastError(); /* clear a non-sticky error so the next call does not report it again */

@@ -21,7 +21,7 @@
 extern "C" {
 #endif
 
-#define MOE_ABI_VERSION 2 /* 2: the KV cache kernels take n_slots */
+#define MOE_ABI_VERSION 3 /* 2: the KV cache kernels take n_slots; 3: and the cache dtype */
 
 enum moe_status { MOE_OK = 0, MOE_EINVAL = 1, MOE_ENOMEM = 2, MOE_EDEVICE = 3, MOE_ERANGE = 4 };
 enum moe_dtype { MOE_F32 = 0, MOE_BF16 = 1, MOE_F8E4M3 = 2 };
@@ -103,18 +103,22 @@ int moe_experts(float *out, int64_t ldo, const float *x, int64_t ldx,
 
 /* ---- MLA ---------------------------------------------------------------------------------- */
 /* Paged latent cache: kv_cache [n_pages, page_size, C] (kv_norm(latent)), pe_cache
- * [n_pages, page_size, dr] (roped shared key). slots[t] = page * page_size + offset.
+ * [n_pages, page_size, dr] (roped shared key), stored as kv_dtype says (moe_kvcache.h):
+ * MOE_F32 (both f32), MOE_BF16 (both bf16) or MOE_F8E4M3 (latent e4m3 codes scaled by kv_scale
+ * [n_pages * page_size, ceil(C/128)], one f32 per row and 128-channel tile; rope key bf16).
+ * kv_scale is ignored (may be NULL) unless MOE_F8E4M3. Writes round (to nearest even); reads
+ * convert back to f32. slots[t] = page * page_size + offset.
  * n_slots = n_pages * page_size, the cache's rows: every slot and every page a block table
  * names must lie inside it (moe_checks.h), else MOE_EINVAL: the CPU writes nothing; a device
  * skips the bad rows and reports it at the next moe_sync. */
-int moe_kv_write(float *kv_cache, float *pe_cache, const float *latent, int64_t ld_latent,
-                 const float *pe, int64_t ld_pe, const int32_t *slots,
-                 int64_t T, int64_t C, int64_t dr, int64_t n_slots, void *stream);
+int moe_kv_write(void *kv_cache, void *pe_cache, float *kv_scale, int32_t kv_dtype,
+                 const float *latent, int64_t ld_latent, const float *pe, int64_t ld_pe,
+                 const int32_t *slots, int64_t T, int64_t C, int64_t dr, int64_t n_slots, void *stream);
 
-/* Gather a sequence's first L cached positions into contiguous [L, C] and [L, dr]. */
-int moe_kv_gather(float *latent, float *pe, const float *kv_cache, const float *pe_cache,
-                  const int32_t *block_table, int64_t L, int64_t C, int64_t dr,
-                  int64_t page_size, int64_t n_slots, void *stream);
+/* Gather a sequence's first L cached positions into contiguous f32 [L, C] and [L, dr]. */
+int moe_kv_gather(float *latent, float *pe, const void *kv_cache, const void *pe_cache,
+                  const float *kv_scale, int32_t kv_dtype, const int32_t *block_table, int64_t L,
+                  int64_t C, int64_t dr, int64_t page_size, int64_t n_slots, void *stream);
 
 /* Absorb kv_b into the query: q_lat[t, h, c] = sum_d q[t, h, d] * Wkvb[h*(dn+dv) + d, c],
  * d < dn (q rows are [H, dn+dr] with the no-rope part first). Wkvb is [H*(dn+dv), C]. */
@@ -133,9 +137,10 @@ int moe_mla_absorb_out(float *out, const float *o_lat, const void *wkv_b, const 
  * ctx_len[s] - n_s + j and attends positions 0..itself (causal).
  * score = (q_lat . kv + q_pe . pe) * softmax_scale; o_lat = softmax(score) . kv.
  * q_lat [T, H, C]; q [T, H, dn+dr] (q_pe = the last dr of each head, already roped);
- * block_tables [S, max_blocks]; n_slots as for moe_kv_write. */
+ * block_tables [S, max_blocks]; the cache (kv_cache, pe_cache, kv_scale, kv_dtype) and n_slots
+ * as for moe_kv_write: a compact cache is converted as it is read, never copied to f32. */
 int moe_mla_attend(float *o_lat, const float *q_lat, const float *q,
-                   const float *kv_cache, const float *pe_cache,
+                   const void *kv_cache, const void *pe_cache, const float *kv_scale, int32_t kv_dtype,
                    const int32_t *block_tables, int64_t max_blocks,
                    const int32_t *cu_q, const int32_t *ctx_len, int64_t S,
                    int64_t H, int64_t C, int64_t dn, int64_t dr, int64_t page_size,

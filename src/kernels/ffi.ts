@@ -6,7 +6,7 @@ import { join } from "node:path";
 const ptr = FFIType.ptr, i32 = FFIType.i32, i64 = FFIType.i64_fast, f32 = FFIType.f32, cstring = FFIType.cstring;
 
 /** MOE_ABI_VERSION of kernels/include/moe_kernels.h that SYMBOLS describes. */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 export const SYMBOLS = {
   moe_last_error: { args: [], returns: cstring },
@@ -32,11 +32,11 @@ export const SYMBOLS = {
   moe_add: { args: [ptr, i64, ptr, i64, f32, i64, i64, ptr], returns: i32 },
   moe_gate: { args: [ptr, ptr, ptr, i64, ptr, i32, ptr, i64, i64, i64, i64, i64, i64, i32, i32, f32, ptr], returns: i32 },
   moe_experts: { args: [ptr, i64, ptr, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i32, i64, i64, i64, ptr, ptr], returns: i32 },
-  moe_kv_write: { args: [ptr, ptr, ptr, i64, ptr, i64, ptr, i64, i64, i64, i64, ptr], returns: i32 },
-  moe_kv_gather: { args: [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, ptr], returns: i32 },
+  moe_kv_write: { args: [ptr, ptr, ptr, i32, ptr, i64, ptr, i64, ptr, i64, i64, i64, i64, ptr], returns: i32 },
+  moe_kv_gather: { args: [ptr, ptr, ptr, ptr, ptr, i32, ptr, i64, i64, i64, i64, i64, ptr], returns: i32 },
   moe_mla_absorb_q: { args: [ptr, ptr, ptr, ptr, i32, i64, i64, i64, i64, i64, i64, ptr], returns: i32 },
   moe_mla_absorb_out: { args: [ptr, ptr, ptr, ptr, i32, i64, i64, i64, i64, i64, ptr], returns: i32 },
-  moe_mla_attend: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i64, ptr, ptr, i64, i64, i64, i64, i64, i64, i64, f32, ptr], returns: i32 },
+  moe_mla_attend: { args: [ptr, ptr, ptr, ptr, ptr, ptr, i32, ptr, i64, ptr, ptr, i64, i64, i64, i64, i64, i64, i64, f32, ptr], returns: i32 },
   moe_mla_attend_naive: { args: [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, i64, f32, ptr], returns: i32 },
   moe_argmax: { args: [ptr, ptr, i64, i64, ptr], returns: i32 },
   moe_log_softmax: { args: [ptr, ptr, i64, i64, ptr], returns: i32 },

@@ -39,11 +39,11 @@ export interface Kernels {
   add(y: F32, x: F32, T: number, D: number, alpha?: number): void;
   gate(ids: I32, weights: F32, x: F32, w: Weight, bias: F32 | null, T: number, g: GateShape): void;
   experts(out: F32, x: F32, groups: ExpertGroups, experts: readonly (ExpertWeights | null)[], T: number, D: number, I: number): void;
-  kvWrite(kvCache: F32, peCache: F32, latent: F32, ldLatent: number, pe: F32, ldPe: number, slots: I32, T: number, C: number, dr: number): void;
-  kvGather(latent: F32, pe: F32, kvCache: F32, peCache: F32, blockTable: I32, L: number, C: number, dr: number, pageSize: number): void;
+  kvWrite(cache: KvCacheArrays, latent: F32, ldLatent: number, pe: F32, ldPe: number, slots: I32, T: number, C: number, dr: number): void;
+  kvGather(latent: F32, pe: F32, cache: KvCacheArrays, blockTable: I32, L: number, C: number, dr: number, pageSize: number): void;
   mlaAbsorbQ(qLat: F32, q: F32, wkvb: Weight, T: number, s: MlaShape): void;
   mlaAbsorbOut(out: F32, oLat: F32, wkvb: Weight, T: number, s: MlaShape): void;
-  mlaAttend(oLat: F32, qLat: F32, q: F32, kvCache: F32, peCache: F32, b: AttendBatch, s: MlaShape, scale: number): void;
+  mlaAttend(oLat: F32, qLat: F32, q: F32, cache: KvCacheArrays, b: AttendBatch, s: MlaShape, scale: number): void;
   mlaAttendNaive(out: F32, q: F32, kv: F32, kPe: F32, T: number, L: number, qPos0: number, s: MlaShape, scale: number): void;
   argmax(ids: I32, logits: F32, T: number, V: number): void;
   logSoftmax(out: F32, logits: F32, T: number, V: number): void;
@@ -55,6 +55,19 @@ export interface GateShape {
   scoreFunc: "sigmoid" | "softmax"; normTopk: boolean; routeScale: number;
 }
 export interface MlaShape { H: number; C: number; dn: number; dr: number; dv: number }
+
+/** The dtypes a paged latent cache is stored in (kernels/include/moe_kvcache.h). */
+export type KvDtype = "f32" | "bf16" | "fp8";
+/** The ABI's moe_dtype of each (MOE_F32, MOE_BF16, MOE_F8E4M3). */
+export const KV_DTYPE_CODE: Readonly<Record<KvDtype, number>> = { f32: 0, bf16: 1, fp8: 2 };
+/** A paged latent cache as the kernels take it: rows of latent (kv) and rope key (pe) in the
+ * cache's dtype, and for fp8 one f32 scale per row and 128-channel tile. */
+export interface KvCacheArrays {
+  readonly dtype: KvDtype;
+  readonly kv: Float32Array | Uint16Array | Uint8Array; // [rows, C]
+  readonly pe: Float32Array | Uint16Array; // [rows, dr]
+  readonly scale: Float32Array | null; // [rows, ceil(C / 128)] (fp8)
+}
 export interface AttendBatch {
   blockTables: I32; maxBlocks: number; cuQ: I32; ctxLen: I32; S: number; pageSize: number;
 }
@@ -63,10 +76,22 @@ function cols(w: Weight): number {
   return w.shape[w.shape.length - 1];
 }
 
-/** Rows of a paged latent cache (n_pages * page_size), from the arrays themselves: the kernels
- * refuse any slot or page outside it instead of writing past the cache. */
-export function cacheSlots(kv: { length: number }, pe: { length: number }, C: number, dr: number): number {
-  return Math.min(Math.floor(kv.length / C), dr > 0 ? Math.floor(pe.length / dr) : Number.MAX_SAFE_INTEGER);
+/** Rows of a paged latent cache (n_pages * page_size), from the arrays themselves (their lengths
+ * count elements of the cache's dtype): the kernels refuse any slot or page outside it instead
+ * of writing past the cache. */
+export function cacheSlots(c: KvCacheArrays, C: number, dr: number): number {
+  let n = Math.min(Math.floor(c.kv.length / C), dr > 0 ? Math.floor(c.pe.length / dr) : Number.MAX_SAFE_INTEGER);
+  if (c.dtype === "fp8") n = Math.min(n, Math.floor((c.scale?.length ?? 0) / Math.ceil(C / 128)));
+  return n;
+}
+
+/** Checks that a cache's arrays are of its dtype (a bf16 cache of Float32Arrays would be read
+ * as half its rows, twice), and returns its ABI code. */
+export function kvDtypeCode(c: KvCacheArrays): number {
+  const ok = c.dtype === "f32" ? c.kv instanceof Float32Array && c.pe instanceof Float32Array
+    : c.pe instanceof Uint16Array && (c.dtype === "bf16" ? c.kv instanceof Uint16Array : c.kv instanceof Uint8Array && c.scale instanceof Float32Array);
+  if (!ok) throw new TypeError(`a ${c.dtype} KV cache has arrays of another dtype`);
+  return KV_DTYPE_CODE[c.dtype];
 }
 
 export function createKernels(backend: Backend = "cpu"): Kernels {
@@ -133,11 +158,13 @@ export function createKernels(backend: Backend = "cpu"): Kernels {
         t[0], t[1], t[2], t[3], t[4], t[5], dtype, experts.length, D, I, null, null));
       void T;
     },
-    kvWrite(kv, pe, latent, ldLatent, peIn, ldPe, slots, T, C, dr) {
-      check("moe_kv_write", s.moe_kv_write(kv, pe, latent, ldLatent, peIn, ldPe, slots, T, C, dr, cacheSlots(kv, pe, C, dr), null));
+    kvWrite(c, latent, ldLatent, peIn, ldPe, slots, T, C, dr) {
+      check("moe_kv_write", s.moe_kv_write(c.kv, c.pe, c.scale, kvDtypeCode(c), latent, ldLatent, peIn, ldPe, slots, T, C, dr,
+        cacheSlots(c, C, dr), null));
     },
-    kvGather(latent, pe, kv, peCache, bt, L, C, dr, pageSize) {
-      check("moe_kv_gather", s.moe_kv_gather(latent, pe, kv, peCache, bt, L, C, dr, pageSize, cacheSlots(kv, peCache, C, dr), null));
+    kvGather(latent, pe, c, bt, L, C, dr, pageSize) {
+      check("moe_kv_gather", s.moe_kv_gather(latent, pe, c.kv, c.pe, c.scale, kvDtypeCode(c), bt, L, C, dr, pageSize,
+        cacheSlots(c, C, dr), null));
     },
     mlaAbsorbQ(qLat, q, w, T, m) {
       check("moe_mla_absorb_q", s.moe_mla_absorb_q(qLat, q, w.data, w.scale, w.dtype, T, m.H, m.dn, m.dr, m.dv, m.C, null));
@@ -145,9 +172,9 @@ export function createKernels(backend: Backend = "cpu"): Kernels {
     mlaAbsorbOut(out, oLat, w, T, m) {
       check("moe_mla_absorb_out", s.moe_mla_absorb_out(out, oLat, w.data, w.scale, w.dtype, T, m.H, m.dn, m.dv, m.C, null));
     },
-    mlaAttend(oLat, qLat, q, kv, pe, b, m, scale) {
-      check("moe_mla_attend", s.moe_mla_attend(oLat, qLat, q, kv, pe, b.blockTables, b.maxBlocks, b.cuQ, b.ctxLen, b.S,
-        m.H, m.C, m.dn, m.dr, b.pageSize, cacheSlots(kv, pe, m.C, m.dr), scale, null));
+    mlaAttend(oLat, qLat, q, c, b, m, scale) {
+      check("moe_mla_attend", s.moe_mla_attend(oLat, qLat, q, c.kv, c.pe, c.scale, kvDtypeCode(c), b.blockTables, b.maxBlocks,
+        b.cuQ, b.ctxLen, b.S, m.H, m.C, m.dn, m.dr, b.pageSize, cacheSlots(c, m.C, m.dr), scale, null));
     },
     mlaAttendNaive(out, q, kv, kPe, T, L, qPos0, m, scale) {
       check("moe_mla_attend_naive", s.moe_mla_attend_naive(out, q, kv, kPe, T, L, qPos0, m.H, m.dn, m.dr, m.dv, scale, null));

@@ -5,9 +5,9 @@
 import type { Pointer } from "bun:ffi";
 import type { Weight } from "../checkpoint/checkpoint.ts";
 import type { Device, DeviceBuffer } from "./device.ts";
-import { type ExpertWeights, KernelError, type Kernels, cacheSlots } from "./kernels.ts";
+import { type ExpertWeights, KernelError, type Kernels, cacheSlots, kvDtypeCode } from "./kernels.ts";
 
-type View = Float32Array | Int32Array | Uint8Array;
+type View = Float32Array | Int32Array | Uint8Array | Uint16Array;
 
 export function stagedKernels(device: Device): Kernels {
   const s = device.symbols;
@@ -78,11 +78,13 @@ export function stagedKernels(device: Device): Kernels {
         table((e) => e.w1.data), table((e) => e.w1.scale), table((e) => e.w3.data), table((e) => e.w3.scale),
         table((e) => e.w2.data), table((e) => e.w2.scale), dtype, experts.length, D, I, null, null));
     },
-    kvWrite(kv, pe, latent, ldLatent, peIn, ldPe, slots, T, C, dr) {
-      call("moe_kv_write", (io) => s.moe_kv_write(io(kv, true), io(pe, true), io(latent), ldLatent, io(peIn), ldPe, io(slots), T, C, dr, cacheSlots(kv, pe, C, dr), null));
+    kvWrite(c, latent, ldLatent, peIn, ldPe, slots, T, C, dr) {
+      call("moe_kv_write", (io) => s.moe_kv_write(io(c.kv, true), io(c.pe, true), c.scale ? io(c.scale, true) : null, kvDtypeCode(c),
+        io(latent), ldLatent, io(peIn), ldPe, io(slots), T, C, dr, cacheSlots(c, C, dr), null));
     },
-    kvGather(latent, pe, kv, peCache, bt, L, C, dr, pageSize) {
-      call("moe_kv_gather", (io) => s.moe_kv_gather(io(latent, true), io(pe, true), io(kv), io(peCache), io(bt), L, C, dr, pageSize, cacheSlots(kv, peCache, C, dr), null));
+    kvGather(latent, pe, c, bt, L, C, dr, pageSize) {
+      call("moe_kv_gather", (io) => s.moe_kv_gather(io(latent, true), io(pe, true), io(c.kv), io(c.pe), c.scale ? io(c.scale) : null,
+        kvDtypeCode(c), io(bt), L, C, dr, pageSize, cacheSlots(c, C, dr), null));
     },
     mlaAbsorbQ(qLat, q, wt, T, m) {
       call("moe_mla_absorb_q", (io) => s.moe_mla_absorb_q(io(qLat, true), io(q), w(wt.data), w(wt.scale), wt.dtype, T, m.H, m.dn, m.dr, m.dv, m.C, null));
@@ -90,10 +92,11 @@ export function stagedKernels(device: Device): Kernels {
     mlaAbsorbOut(out, oLat, wt, T, m) {
       call("moe_mla_absorb_out", (io) => s.moe_mla_absorb_out(io(out, true), io(oLat), w(wt.data), w(wt.scale), wt.dtype, T, m.H, m.dn, m.dv, m.C, null));
     },
-    mlaAttend(oLat, qLat, q, kv, pe, b, m, scale) {
+    mlaAttend(oLat, qLat, q, c, b, m, scale) {
       // cu_q and ctx_len are host arrays in the device ABI (kernels/cuda/common.cuh).
-      call("moe_mla_attend", (io) => s.moe_mla_attend(io(oLat, true), io(qLat), io(q), io(kv), io(pe), io(b.blockTables), b.maxBlocks,
-        b.cuQ, b.ctxLen, b.S, m.H, m.C, m.dn, m.dr, b.pageSize, cacheSlots(kv, pe, m.C, m.dr), scale, null));
+      call("moe_mla_attend", (io) => s.moe_mla_attend(io(oLat, true), io(qLat), io(q), io(c.kv), io(c.pe), c.scale ? io(c.scale) : null,
+        kvDtypeCode(c), io(b.blockTables), b.maxBlocks, b.cuQ, b.ctxLen, b.S, m.H, m.C, m.dn, m.dr, b.pageSize, cacheSlots(c, m.C, m.dr),
+        scale, null));
     },
     mlaAttendNaive(out, q, kv, kPe, T, L, qPos0, m, scale) {
       call("moe_mla_attend_naive", (io) => s.moe_mla_attend_naive(io(out, true), io(q), io(kv), io(kPe), T, L, qPos0, m.H, m.dn, m.dr, m.dv, scale, null));

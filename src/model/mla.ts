@@ -70,7 +70,7 @@ export class MLA {
       const qLat = sc.f32("qLat", T * H * C); // [T, H, C]
       k.mlaAbsorbQ(qLat, q, this.wkvB, T, this.shape);
       const oLat = sc.f32("oLat", T * H * C); // [T, H, C]
-      k.mlaAttend(oLat, qLat, q, cache.kv, cache.pe,
+      k.mlaAttend(oLat, qLat, q, cache,
         { blockTables: b.blockTables, maxBlocks: b.maxBlocks, cuQ: b.cuQ, ctxLen: b.ctxLen, S: b.S, pageSize: cache.pageSize },
         this.shape, c.softmax_scale);
       k.mlaAbsorbOut(o, oLat, this.wkvB, T, this.shape);
@@ -88,7 +88,7 @@ export class MLA {
     k.rope(kv, b.positions, this.invFreq, T, { ldToken: C + dr, ldHead: 0, heads: 1, offset: C, ropeDim: dr });
     const latent = sc.f32("latent", T * C); // kv_norm(latent): [T, C]
     k.rmsnorm(latent, kv, this.kvNorm, T, C, c.rms_norm_eps, { ldx: C + dr });
-    k.kvWrite(cache.kv, cache.pe, latent, C, kv.subarray(C), C + dr, b.slots, T, C, dr);
+    k.kvWrite(cache, latent, C, kv.subarray(C), C + dr, b.slots, T, C, dr); // rounded to the cache's dtype
   }
 
   private attendNaive(o: Float32Array, q: Float32Array, b: ForwardBatch, cache: LatentCache): void {
@@ -98,7 +98,7 @@ export class MLA {
       const r0 = b.cuQ[s], n = b.cuQ[s + 1] - r0, L = b.ctxLen[s];
       if (n === 0) continue;
       const lat = new Float32Array(L * C), pe = new Float32Array(L * dr);
-      k.kvGather(lat, pe, cache.kv, cache.pe, b.blockTables.subarray(s * b.maxBlocks, (s + 1) * b.maxBlocks), L, C, dr, cache.pageSize);
+      k.kvGather(lat, pe, cache, b.blockTables.subarray(s * b.maxBlocks, (s + 1) * b.maxBlocks), L, C, dr, cache.pageSize);
       const kvx = new Float32Array(L * H * (dn + dv)); // [L, H, dn+dv] = kv_b(latent)
       k.linear(kvx, lat, this.wkvB, L);
       k.mlaAttendNaive(o.subarray(r0 * H * dv), q.subarray(r0 * H * (dn + dr)), kvx, pe, n, L, L - n, this.shape, c.softmax_scale);

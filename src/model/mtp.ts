@@ -7,7 +7,7 @@ import type { Kernels } from "../kernels/kernels.ts";
 import { draftKernels } from "../kernels/draft.ts";
 import { type ForwardBatch, selectRows } from "./batch.ts";
 import { Block, type RoutedFFN } from "./block.ts";
-import { LatentCache } from "./kvcache.ts";
+import { type KvDtype, LatentCache } from "./kvcache.ts";
 import type { AttnImpl } from "./mla.ts";
 import { Scratch } from "./scratch.ts";
 
@@ -36,8 +36,8 @@ export class MTP {
     this.head = ck.weight(`${p}.shared_head.head.weight`, [V, D]);
   }
 
-  newCache(pages: number, pageSize: number): LatentCache {
-    return new LatentCache(pages, pageSize, this.c.kv_lora_rank, this.c.qk_rope_head_dim);
+  newCache(pages: number, pageSize: number, dtype: KvDtype = "f32"): LatentCache {
+    return new LatentCache(pages, pageSize, this.c.kv_lora_rank, this.c.qk_rope_head_dim, dtype);
   }
 
   /** For each row r of `rows`: logits [R, V] predicting token i+2 (i = rows[r]) and the normalized

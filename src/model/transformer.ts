@@ -6,7 +6,7 @@ import type { ModelConfig } from "../config/model.ts";
 import type { Kernels } from "../kernels/kernels.ts";
 import type { ForwardBatch } from "./batch.ts";
 import { Block, type RoutedFFN, type Trace } from "./block.ts";
-import { LatentCache } from "./kvcache.ts";
+import { type KvDtype, LatentCache } from "./kvcache.ts";
 import type { AttnImpl } from "./mla.ts";
 import { ropeInvFreq } from "./rope.ts";
 
@@ -42,8 +42,8 @@ export class Transformer {
     this.head = ck.weight("lm_head.weight", [V, D]);
   }
 
-  newCaches(pages: number, pageSize: number): LatentCache[] {
-    return this.blocks.map(() => new LatentCache(pages, pageSize, this.c.kv_lora_rank, this.c.qk_rope_head_dim));
+  newCaches(pages: number, pageSize: number, dtype: KvDtype = "f32"): LatentCache[] {
+    return this.blocks.map(() => new LatentCache(pages, pageSize, this.c.kv_lora_rank, this.c.qk_rope_head_dim, dtype));
   }
 
   async forward(b: ForwardBatch, caches: readonly LatentCache[], routed: RoutedFFN, o: ForwardOptions = {}): Promise<ForwardResult> {

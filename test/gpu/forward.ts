@@ -171,17 +171,17 @@ export class GpuForward {
     this.ok("moe_rope", s.moe_rope(kv, C + dr, 0, 1, C, positions, this.invFreq, T, dr, st));
     const lat = this.A("lat", 4 * T * C).ptr;
     this.norm_(lat, kv, L.kvNorm, T, C, C + dr);
-    this.ok("moe_kv_write", s.moe_kv_write(L.kv.ptr, L.pe.ptr, lat, C, addr(kv, 4 * C), C + dr, positions, T, C, dr, this.pages * this.pageSize, st));
+    this.ok("moe_kv_write", s.moe_kv_write(L.kv.ptr, L.pe.ptr, null, 0, lat, C, addr(kv, 4 * C), C + dr, positions, T, C, dr, this.pages * this.pageSize, st));
     const o = this.A("o", 4 * T * H * dv).ptr, Lk = start + T; // [T, H*dv]
     if (T >= 32) { // prefill: expand kv_b over the context (model.ts's "naive")
       const gl = this.A("glat", 4 * Lk * C).ptr, gp = this.A("gpe", 4 * Lk * dr).ptr, kvx = this.A("kvx", 4 * Lk * H * (dn + dv)).ptr;
-      this.ok("moe_kv_gather", s.moe_kv_gather(gl, gp, L.kv.ptr, L.pe.ptr, this.blockTable, Lk, C, dr, this.pageSize, this.pages * this.pageSize, st));
+      this.ok("moe_kv_gather", s.moe_kv_gather(gl, gp, L.kv.ptr, L.pe.ptr, null, 0, this.blockTable, Lk, C, dr, this.pageSize, this.pages * this.pageSize, st));
       this.lin(kvx, gl, L.wkvB, Lk);
       this.ok("moe_mla_attend_naive", s.moe_mla_attend_naive(o, q, kvx, gp, T, Lk, start, H, dn, dr, dv, c.softmax_scale, st));
     } else { // decode: absorb kv_b into the query and the output
       const ql = this.A("qlat", 4 * T * H * C).ptr, ol = this.A("olat", 4 * T * H * C).ptr;
       this.ok("moe_mla_absorb_q", s.moe_mla_absorb_q(ql, q, L.wkvB.ptr, L.wkvB.scale, L.wkvB.dtype, T, H, dn, dr, dv, C, st));
-      this.ok("moe_mla_attend", s.moe_mla_attend(ol, ql, q, L.kv.ptr, L.pe.ptr, this.blockTable, this.pages, new Int32Array([0, T]),
+      this.ok("moe_mla_attend", s.moe_mla_attend(ol, ql, q, L.kv.ptr, L.pe.ptr, null, 0, this.blockTable, this.pages, new Int32Array([0, T]),
         new Int32Array([Lk]), 1, H, C, dn, dr, this.pageSize, this.pages * this.pageSize, c.softmax_scale, st));
       this.ok("moe_mla_absorb_out", s.moe_mla_absorb_out(o, ol, L.wkvB.ptr, L.wkvB.scale, L.wkvB.dtype, T, H, dn, dv, C, st));
     }

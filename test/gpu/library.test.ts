@@ -64,7 +64,7 @@ forTargets("device library", ({ device }) => {
     expect(String(s.moe_last_error())).toBe("moe_embed: token id 9 outside the vocabulary [0, 2)");
     expect(s.moe_sync(null)).toBe(0);
     const slots = device.upload(new Int32Array([-2]));
-    expect(s.moe_kv_write(out.ptr, out.ptr, table.ptr, 4, table.ptr, 4, slots.ptr, 1, 2, 2, 4, null)).toBe(0);
+    expect(s.moe_kv_write(out.ptr, out.ptr, null, 0, table.ptr, 4, table.ptr, 4, slots.ptr, 1, 2, 2, 4, null)).toBe(0);
     expect(s.moe_sync(null)).toBe(1);
     expect(String(s.moe_last_error())).toBe("moe_kv_write: slot -2 outside the KV cache [0, 4)");
     for (const b of [table, out, ids, slots]) b.destroy();

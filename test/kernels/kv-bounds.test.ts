@@ -18,7 +18,7 @@ describe("KV slot bounds", () => {
     for (const bad of [nSlots, nSlots + 100, -2]) {
       const { kv, pe } = cache();
       const slots = Int32Array.from([1, bad]); // the good first slot must not be written either
-      expect(k.moe_kv_write(kv, pe, latent, C + dr, latent.subarray(C), C + dr, slots, 2, C, dr, nSlots, null)).toBe(EINVAL);
+      expect(k.moe_kv_write(kv, pe, null, 0, latent, C + dr, latent.subarray(C), C + dr, slots, 2, C, dr, nSlots, null)).toBe(EINVAL);
       expect(String(k.moe_last_error())).toBe(`moe_kv_write: slot ${bad} outside the KV cache [0, ${nSlots})`);
       expect(kv.every((v) => v === 0) && pe.every((v) => v === 0)).toBe(true);
     }
@@ -26,7 +26,7 @@ describe("KV slot bounds", () => {
 
   test("moe_kv_write accepts the last slot", () => {
     const { kv, pe } = cache();
-    expect(k.moe_kv_write(kv, pe, latent, C + dr, latent.subarray(C), C + dr, Int32Array.from([nSlots - 1]), 1, C, dr, nSlots, null)).toBe(0);
+    expect(k.moe_kv_write(kv, pe, null, 0, latent, C + dr, latent.subarray(C), C + dr, Int32Array.from([nSlots - 1]), 1, C, dr, nSlots, null)).toBe(0);
     expect(Array.from(kv.subarray((nSlots - 1) * C))).toEqual(Array.from(latent.subarray(0, C)));
   });
 
@@ -35,11 +35,11 @@ describe("KV slot bounds", () => {
     const out = new Float32Array(2 * ps * C), outPe = new Float32Array(2 * ps * dr);
     const L = ps + 1; // two pages are read
     for (const bad of [nPages, -1]) {
-      expect(k.moe_kv_gather(out, outPe, kv, pe, Int32Array.from([0, bad]), L, C, dr, ps, nSlots, null)).toBe(EINVAL);
+      expect(k.moe_kv_gather(out, outPe, kv, pe, null, 0, Int32Array.from([0, bad]), L, C, dr, ps, nSlots, null)).toBe(EINVAL);
       expect(String(k.moe_last_error())).toBe(`moe_kv_gather: page ${bad} outside the KV cache of ${nPages} pages`);
     }
     // A page past the positions read is not looked at.
-    expect(k.moe_kv_gather(out, outPe, kv, pe, Int32Array.from([2, 99]), ps, C, dr, ps, nSlots, null)).toBe(0);
+    expect(k.moe_kv_gather(out, outPe, kv, pe, null, 0, Int32Array.from([2, 99]), ps, C, dr, ps, nSlots, null)).toBe(0);
   });
 
   test("moe_mla_attend refuses a page outside the cache in a sequence's block table", () => {
@@ -48,19 +48,19 @@ describe("KV slot bounds", () => {
     const oLat = new Float32Array(T * H * C), qLat = new Float32Array(T * H * C).fill(0.1), q = new Float32Array(T * H * (dn + dr));
     const maxBlocks = 2, bt = Int32Array.from([0, nPages + 5]);
     const cuQ = Int32Array.from([0, 1]), ctxLen = Int32Array.from([ps + 2]);
-    expect(k.moe_mla_attend(oLat, qLat, q, kv, pe, bt, maxBlocks, cuQ, ctxLen, 1, H, C, dn, dr, ps, nSlots, 0.5, null)).toBe(EINVAL);
+    expect(k.moe_mla_attend(oLat, qLat, q, kv, pe, null, 0, bt, maxBlocks, cuQ, ctxLen, 1, H, C, dn, dr, ps, nSlots, 0.5, null)).toBe(EINVAL);
     expect(String(k.moe_last_error())).toBe(`moe_mla_attend: page ${nPages + 5} outside the KV cache of ${nPages} pages`);
     bt[1] = nPages - 1;
-    expect(k.moe_mla_attend(oLat, qLat, q, kv, pe, bt, maxBlocks, cuQ, ctxLen, 1, H, C, dn, dr, ps, nSlots, 0.5, null)).toBe(0);
+    expect(k.moe_mla_attend(oLat, qLat, q, kv, pe, null, 0, bt, maxBlocks, cuQ, ctxLen, 1, H, C, dn, dr, ps, nSlots, 0.5, null)).toBe(0);
   });
 
   test("the Kernels interface sizes the cache from its arrays and throws a KernelError", () => {
     const kern = cpuKernels();
     const { kv, pe } = cache();
-    expect(() => kern.kvWrite(kv, pe, latent, C + dr, latent.subarray(C), C + dr, Int32Array.from([nSlots]), 1, C, dr))
+    expect(() => kern.kvWrite({ dtype: "f32", kv, pe, scale: null }, latent, C + dr, latent.subarray(C), C + dr, Int32Array.from([nSlots]), 1, C, dr))
       .toThrow(`moe_kv_write failed (status 1): moe_kv_write: slot ${nSlots} outside the KV cache [0, ${nSlots})`);
     const short = pe.subarray(0, (nSlots - 1) * dr); // a pe cache one row short bounds the slots too
-    expect(() => kern.kvWrite(kv, short, latent, C + dr, latent.subarray(C), C + dr, Int32Array.from([nSlots - 1]), 1, C, dr))
+    expect(() => kern.kvWrite({ dtype: "f32", kv, pe: short, scale: null }, latent, C + dr, latent.subarray(C), C + dr, Int32Array.from([nSlots - 1]), 1, C, dr))
       .toThrow(/slot 11 outside the KV cache \[0, 11\)/);
   });
 });

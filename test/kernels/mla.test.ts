@@ -78,7 +78,7 @@ describe("moe_mla_attend (paged, absorbed)", () => {
     test(isa, () => {
       useIsa(isa);
       const out = new Float32Array(T * H * C).fill(NaN);
-      check("mla_attend", k.moe_mla_attend(out, qLat, q, kv, pe, bt, maxBlocks, cuQ, ctxLen, 3, H, C, dn, dr, ps, pages * ps, scale, null));
+      check("mla_attend", k.moe_mla_attend(out, qLat, q, kv, pe, null, 0, bt, maxBlocks, cuQ, ctxLen, 3, H, C, dn, dr, ps, pages * ps, scale, null));
       close(out, ref, `${isa} attend`);
     });
 });
