@@ -117,6 +117,23 @@ describe("prefix caching: tiny-dsv3", () => {
   }, 120_000);
 });
 
+describe("prefix caching: two attention replicas", () => {
+  test("each replica reuses only pages of its own cache (never stale); output unchanged; a restart drops one replica's pages", async () => {
+    const backend = new TwoReplicas(TINY);
+    const logs: string[] = [];
+    const ps = prompts(6, 40, 5, 512, 17);
+    const { on, engine } = await compare(backend, ps, greedy(8), { log: (m) => logs.push(m) }, true);
+    const again = await Promise.all(ps.map((p) => run(engine, p, greedy(8))));
+    expect(again.map((x) => x.ids)).toEqual(on.map((x) => x.ids));
+    expect(again.every((x) => x.cached === 32)).toBe(true);
+    expect(logs.filter((l) => /lost the cache/.test(l))).toEqual([]);
+    expect(new Set(backend.seen.map((w) => w.replica)).size).toBe(2);
+    backend.restart(1);
+    const after = await Promise.all(ps.map((p) => run(engine, p, greedy(8))));
+    expect(after.map((x) => x.ids)).toEqual(on.map((x) => x.ids));
+  }, 120_000);
+});
+
 describe("prefix caching: fortune-dsv3 with MTP speculative decoding", () => {
   test("shared prefix, a small cache (preemption), k = 2: greedy output unchanged", async () => {
     const backend = new DirectBackend(FORTUNE, { pages: 16, pageSize: PS, mtp: true });
@@ -141,5 +158,26 @@ class RestartableBackend extends DirectBackend {
   }
   override step(replica: number, work: SeqWork[]): Promise<SeqResult[]> {
     return this.inner.step(replica, work);
+  }
+}
+
+/** Two attention replicas, each its own runner and cache (as two attention actors are). */
+class TwoReplicas extends DirectBackend {
+  private readonly inner: DirectBackend[];
+  readonly seen: { replica: number; start: number }[] = [];
+  override readonly replicas = 2;
+  constructor(private readonly model: string) {
+    super(model, { pages: 64, pageSize: PS });
+    this.inner = [0, 1].map(() => new DirectBackend(model, { pages: 64, pageSize: PS }));
+  }
+  restart(replica: number): void {
+    this.inner[replica] = new DirectBackend(this.model, { pages: 64, pageSize: PS });
+  }
+  override step(replica: number, work: SeqWork[]): Promise<SeqResult[]> {
+    for (const w of work) this.seen.push({ replica, start: w.start });
+    return this.inner[replica]!.step(replica, work);
+  }
+  override release(replica: number, seqs: string[]): void {
+    this.inner[replica]!.release(replica, seqs);
   }
 }
