@@ -73,7 +73,12 @@ export async function chatCompletions(c: Context<GatewayEnv>, deps: GatewayDeps,
   const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
   // "required" or a named function: decoding is held to one valid call (tool-constraint.ts)
   const constraint = tools ? toolCallConstraint(tools, body.tool_choice, deps.codec, deps.info) : null;
-  const params = { ...samplingParams(body, maxTokens, logprobs, false, deps.info, deps.codec), ...(constraint ? { constraint } : {}) };
+  const sampled = samplingParams(body, maxTokens, logprobs, false, deps.info, deps.codec);
+  if (constraint && sampled.constraint) {
+    throw ApiError.badRequest("tool_choice \"required\" or a named function makes the output a tool call; it cannot be combined with response_format or guided_*.",
+      "tool_choice", "unsupported_parameter");
+  }
+  const params = constraint ? { ...sampled, constraint } : sampled;
   const reading: ChatOutputOptions = {
     reasoning: Boolean(opts.reasoningParser),
     // the last few prompt tokens say whether the template left the model inside <think>

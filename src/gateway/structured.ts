@@ -21,7 +21,7 @@ function isTokenSource(c: unknown): c is TokenSource {
 
 /** The vocabulary the masks are made over: the model's size, the tokenizer's bytes (built once
  * per tokenizer; ~130k tokens take a fraction of a second). */
-function vocabOf(codec: TextCodec, info: ModelInfo): { vocab: TokenVocab; grammars: Map<string, Grammar> } {
+export function vocabOf(codec: TextCodec, info: ModelInfo): { vocab: TokenVocab; grammars: Map<string, Grammar> } {
   let v = vocabs.get(codec);
   if (!v || v.vocab.size !== info.vocab_size) {
     if (!isTokenSource(codec)) throw ApiError.badRequest("Structured output needs the tokenizer's vocabulary, which this server's tokenizer does not expose.", "response_format");

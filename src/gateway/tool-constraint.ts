@@ -4,30 +4,18 @@
 //   <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\n{...}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>
 // With "required" and several tools, NAME and its arguments are one of the tools' (a union).
 import type { ByteAutomaton } from "../grammar/automaton.ts";
-import { type Grammar, GrammarError, jsonSchemaPiece, literalText, literalTokens, type Piece, sequence, type TokenVocab, vocabFromTokenizer } from "../grammar/index.ts";
+import { type Grammar, GrammarError, jsonSchemaPiece, literalText, literalTokens, type Piece, sequence, type TokenVocab } from "../grammar/index.ts";
 import { LiteralChoice } from "../grammar/literal.ts";
 import type { ModelInfo } from "../engine/types.ts";
 import type { TextCodec } from "./codec.ts";
 import { ApiError } from "./errors.ts";
+import { vocabOf } from "./structured.ts";
 import type { FunctionTool, ToolChoice } from "./schemas.ts";
 import { CALL_BEGIN, CALL_END, CALLS_BEGIN, CALLS_END, SEP } from "./tools.ts";
 
-type Vocabulary = Required<Pick<TextCodec, "idToToken" | "isSpecial">> & { vocabSize: number };
-
-const vocabs = new WeakMap<object, TokenVocab>();
-
-/** The codec's vocabulary as the constraint engine sees it, built once per codec (a trie of 129k
- * tokens for DeepSeek-V3 is worth keeping). */
-export function constraintVocab(codec: TextCodec, info: ModelInfo): TokenVocab {
-  let v = vocabs.get(codec);
-  if (!v) {
-    if (!codec.idToToken || !codec.isSpecial || codec.vocabSize === undefined) {
-      throw ApiError.badRequest("This tokenizer cannot constrain decoding.", "tool_choice", "unsupported_parameter");
-    }
-    v = vocabFromTokenizer(codec as Vocabulary, info.vocab_size, [info.eos_token_id]);
-    vocabs.set(codec, v);
-  }
-  return v;
+/** The vocabulary the masks are made over, shared with structured output (built once per tokenizer). */
+function constraintVocab(codec: TextCodec, info: ModelInfo): TokenVocab {
+  return vocabOf(codec, info).vocab;
 }
 
 /** Byte automata one after another (first fit: a byte goes to the current one while it can take it). */
