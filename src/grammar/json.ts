@@ -68,6 +68,11 @@ export class JsonAutomaton implements ByteAutomaton<Stack> {
     return m;
   }
 
+  freeText(st: Stack): number {
+    const f = st.f;
+    return f.k === "str" && f.o && !f.end && f.e === 0 && f.u.need === 0 ? f.n.max - f.c : -1;
+  }
+
   key(st: Stack): string {
     let k = "";
     for (let s: Stack | null = st; s; s = s.up) k += frameKey(s.f) + "|";

@@ -3,7 +3,7 @@
 // cuts off every token under it. Masks are cached per state key (with the most closing bytes any
 // allowed token leaves, so a cached mask is reused only while the token budget cannot cut it).
 import type { ByteAutomaton } from "./automaton.ts";
-import type { TokenVocab } from "./vocab.ts";
+import { contentTokens, contentUpTo, type TokenTrie, type TokenVocab } from "./vocab.ts";
 
 interface Cached {
   mask: Uint32Array;
@@ -44,9 +44,27 @@ export class MaskCache {
 }
 
 /** Sets the bits of tokens allowed from s whose minClose is within room; returns the largest
- * minClose among the tokens the grammar allows. */
+ * minClose among the tokens the grammar allows. Inside a JSON string, plain content tokens are
+ * taken as a set and only the others are walked. */
 export function walk<S>(a: ByteAutomaton<S>, s0: S, vocab: TokenVocab, room: number, out: Uint32Array): number {
-  const { first, next, byte, tok, tokNext } = vocab.trie;
+  const k = a.freeText?.(s0) ?? -1;
+  if (k >= 0) {
+    // plain content never adds closing bytes (it may only satisfy minLength sooner)
+    const need0 = a.minClose(s0);
+    if (need0 <= room) {
+      const c = contentTokens(vocab);
+      if (k > 0) {
+        const m = contentUpTo(c, k, out.length);
+        for (let i = 0; i < out.length; i++) out[i] |= m[i];
+      }
+      return Math.max(k > 0 ? need0 : 0, walkTrie(a, s0, c.rest, room, out));
+    }
+  }
+  return walkTrie(a, s0, vocab.trie, room, out);
+}
+
+function walkTrie<S>(a: ByteAutomaton<S>, s0: S, trie: TokenTrie, room: number, out: Uint32Array): number {
+  const { first, next, byte, tok, tokNext } = trie;
   let need = 0;
   const visit = (node: number, s: S): void => {
     for (let c = first[node]; c >= 0; c = next[c]) {

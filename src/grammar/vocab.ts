@@ -2,6 +2,8 @@
 // tokens are special (never allowed inside constrained text), the end tokens, and a byte trie of
 // the ordinary tokens that the mask walks (one walk visits every token sharing a prefix once).
 
+import { type Utf8, UTF8_IDLE, utf8Step } from "./automaton.ts";
+
 /** GPT-2's byte-level alphabet: printable bytes stand for themselves, the rest are shifted to
  * U+0100.. (what byte-level BPE vocabularies such as DeepSeek-V3's store). */
 function byteDecoder(): Map<string, number> {
@@ -28,6 +30,16 @@ export function byteLevelBytes(token: string): Uint8Array | null {
   return out;
 }
 
+/** Tokens that are plain JSON string content (no quote, backslash or control byte, whole UTF-8
+ * characters): inside a string any of them may follow, so the mask takes them as a set (by their
+ * length in characters) and walks only the rest of the vocabulary. */
+export interface ContentTokens {
+  chars: Int32Array; // characters per token, -1 when not plain content
+  maxChars: number;
+  rest: TokenTrie; // the tokens that are not plain content
+  upTo: Map<number, Uint32Array>; // cached masks: plain content of at most k characters
+}
+
 export interface TokenVocab {
   /** The model's vocabulary size (may exceed the tokenizer's): masks have ceil(size / 32) words. */
   readonly size: number;
@@ -39,6 +51,8 @@ export interface TokenVocab {
   /** byteToken[b]: a token standing for the single byte b, or -1 (closure is guaranteed only for
    * bytes that have one; byte-level BPE vocabularies have all 256). */
   readonly byteToken: Int32Array;
+  /** Built on first use by a JSON grammar. */
+  content?: ContentTokens;
 }
 
 /** A trie over token bytes in flat arrays: node 0 is the root; children are a first-child /
@@ -88,7 +102,52 @@ export function makeVocab(size: number, bytes: (Uint8Array | null)[], end: reado
   while (all.length < size) all.push(null);
   const byteToken = new Int32Array(256).fill(-1);
   all.forEach((bs, id) => { if (bs && bs.length === 1 && byteToken[bs[0]] < 0) byteToken[bs[0]] = id; });
-  return Object.freeze({ size, bytes: all, end: [...end], trie: buildTrie(all), byteToken });
+  const v: TokenVocab = { size, bytes: all, end: [...end], trie: buildTrie(all), byteToken };
+  contentTokens(v); // once, here, rather than in the first request's step
+  return v;
+}
+
+/** Characters of a token that is plain JSON string content, else -1. */
+function contentChars(bs: Uint8Array): number {
+  let n = 0, u: Utf8 = UTF8_IDLE;
+  for (const b of bs) {
+    if (u.need === 0 && (b < 0x20 || b === 0x22 || b === 0x5c)) return -1;
+    const r = utf8Step(u, b);
+    if (!r) return -1;
+    if ("cp" in r) {
+      u = UTF8_IDLE;
+      n++;
+    } else u = r.partial;
+  }
+  return u.need === 0 ? n : -1;
+}
+
+export function contentTokens(v: TokenVocab): ContentTokens {
+  if (v.content) return v.content;
+  const chars = new Int32Array(v.size).fill(-1);
+  let maxChars = 0;
+  const rest: (Uint8Array | null)[] = v.bytes.map((bs, id) => {
+    if (!bs) return null;
+    const n = contentChars(bs);
+    chars[id] = n;
+    if (n > maxChars) maxChars = n;
+    return n < 0 ? bs : null;
+  });
+  v.content = { chars, maxChars, rest: buildTrie(rest), upTo: new Map() };
+  return v.content;
+}
+
+/** The mask of plain-content tokens of at most k characters (cached per k). */
+export function contentUpTo(c: ContentTokens, k: number, words: number): Uint32Array {
+  k = Math.min(k, c.maxChars);
+  let m = c.upTo.get(k);
+  if (!m) {
+    m = new Uint32Array(words);
+    for (let t = 0; t < c.chars.length; t++) if (c.chars[t] >= 1 && c.chars[t] <= k) m[t >>> 5] |= 1 << (t & 31);
+    if (c.upTo.size >= 64) c.upTo.delete(c.upTo.keys().next().value!);
+    c.upTo.set(k, m);
+  }
+  return m;
 }
 
 /** What a tokenizer must offer: its token strings by id and which ids are special. */
