@@ -8,7 +8,7 @@ import type { Checkpoint } from "../checkpoint/checkpoint.ts";
 import type { Kernels } from "../kernels/kernels.ts";
 import { buildBatch } from "./batch.ts";
 import type { RoutedFFN, Trace } from "./block.ts";
-import type { LatentCache } from "./kvcache.ts";
+import type { KvDtype, LatentCache } from "./kvcache.ts";
 import type { AttnImpl } from "./mla.ts";
 import { MTP } from "./mtp.ts";
 import type { SampleSpec, Sampled, SeqResult, SeqWork, SpecResult, SpecWork } from "../protocol.ts";
@@ -23,6 +23,9 @@ export interface RunnerOptions {
   pageSize: number;
   impl?: AttnImpl;
   mtp?: boolean; // load the MTP layer(s) and keep their caches
+  /** The latent caches' dtype (main and MTP). Default f32: the goldens are fp32 reference
+   * outputs, so a runner is exact unless a caller (the CLI's --kv-cache-dtype) asks otherwise. */
+  kvCacheDtype?: KvDtype;
 }
 
 export class StepRunner {
@@ -40,11 +43,11 @@ export class StepRunner {
   constructor(ck: Checkpoint, private readonly k: Kernels, readonly opts: RunnerOptions) {
     const c = ck.config;
     this.model = new Transformer(ck, c, k);
-    this.caches = this.model.newCaches(opts.pages, opts.pageSize);
+    this.caches = this.model.newCaches(opts.pages, opts.pageSize, opts.kvCacheDtype);
     this.impl = opts.impl ?? "auto";
     const withMtp = (opts.mtp ?? false) && c.num_nextn_predict_layers > 0;
     this.mtp = withMtp ? new MTP(ck, c.num_hidden_layers, c, k, this.model.invFreq) : null;
-    this.mtpCache = this.mtp ? this.mtp.newCache(opts.pages, opts.pageSize) : null;
+    this.mtpCache = this.mtp ? this.mtp.newCache(opts.pages, opts.pageSize, opts.kvCacheDtype) : null;
   }
 
   get config() {
