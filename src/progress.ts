@@ -26,6 +26,7 @@ export interface Progress {
   set(done: number): void;
   /** Writes the final line (once); later calls do nothing. */
   end(note?: string): void;
+  readonly ended: boolean;
 }
 
 const BAR = 24;
@@ -72,6 +73,9 @@ export function progress(label: string, total: number, o: ProgressOptions = {}):
   };
 
   const self: Progress = {
+    get ended() {
+      return ended;
+    },
     add(n) {
       self.set(done + n);
     },
@@ -90,7 +94,7 @@ export function progress(label: string, total: number, o: ProgressOptions = {}):
       ended = true;
       clearTimeout(idle);
       if (mode === "off") return;
-      const line = `${label}: ${note ?? `done, ${formatAmount(done, unit)}`} in ${secs()} s`;
+      const line = `${label}: ${note ?? amount()} in ${secs()} s`;
       stream.write(mode === "bar" && drawn ? `\r${line}\x1b[K\n` : `${line}\n`);
     },
   };

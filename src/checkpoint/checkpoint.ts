@@ -1,9 +1,10 @@
 // A Hugging Face checkpoint directory: config.json, safetensors shards (with or without
 // model.safetensors.index.json). Tensors are found by name, checked for dtype and shape, and
 // handed out as views into the mapped files.
-import { existsSync, readFileSync, readdirSync, realpathSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, sep } from "node:path";
 import { type ModelConfig, loadModelConfig } from "../config/model.ts";
+import { type Progress, type ProgressOptions, progress } from "../progress.ts";
 import { weightMemory } from "./arena.ts";
 import { CheckpointError, type DType, SafetensorsFile, type TensorInfo } from "./safetensors.ts";
 
@@ -22,12 +23,22 @@ export interface Weight {
   readonly shape: readonly number[];
 }
 
+/** Loading progress is shown for checkpoints of at least this many bytes (1 GiB). */
+export const LOAD_PROGRESS_MIN_BYTES = 2 ** 30;
+
+export interface CheckpointOptions {
+  /** How loading progress is shown (stderr by default), and from what size on. */
+  progress?: ProgressOptions & { minBytes?: number };
+}
+
 export class Checkpoint {
   readonly config: ModelConfig;
   private readonly files = new Map<string, SafetensorsFile>();
   private readonly where = new Map<string, string>(); // tensor -> shard file name
+  private loading?: Progress;
+  private sizeOnDisk?: number;
 
-  constructor(readonly dir: string) {
+  constructor(readonly dir: string, private readonly opts: CheckpointOptions = {}) {
     if (!existsSync(dir)) throw new CheckpointError(`${dir}: model directory does not exist`);
     weightMemory(); // a bad MOE_WEIGHTS fails here, not at the first tensor read
     this.config = loadModelConfig(join(dir, "config.json"));
@@ -57,7 +68,7 @@ export class Checkpoint {
     let f = this.files.get(name);
     if (!f) {
       this.checkInside(name);
-      f = new SafetensorsFile(join(this.dir, name));
+      f = new SafetensorsFile(join(this.dir, name), (n) => this.read(n));
       this.files.set(name, f);
     }
     return f;
@@ -76,6 +87,22 @@ export class Checkpoint {
       return rel !== "" && !rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel);
     };
     if (!roots.some(inside)) throw new CheckpointError(`${path}: shard ${name} resolves to ${real}, outside the model directory`);
+  }
+
+  /** Bytes of the shards on disk: the whole of what loading may read. */
+  get size(): number {
+    this.sizeOnDisk ??= [...new Set(this.where.values())].reduce((n, f) => n + (existsSync(join(this.dir, f)) ? statSync(join(this.dir, f)).size : 0), 0);
+    return this.sizeOnDisk;
+  }
+
+  /** Tensors are read when the model first asks for them, so nobody announces the end of a
+   * load: the progress ends itself after 2 s without a read, and a later read starts anew.
+   * A process that holds part of the model (an expert actor) reads only part of the total. */
+  private read(bytes: number): void {
+    const o = this.opts.progress ?? {};
+    if (o.mode === "off" || this.size < (o.minBytes ?? LOAD_PROGRESS_MIN_BYTES)) return;
+    if (!this.loading || this.loading.ended) this.loading = progress(`loading ${basename(this.dir)}`, this.size, { unit: "bytes", idleEndMs: 2000, ...o });
+    this.loading.add(bytes);
   }
 
   has(name: string): boolean {
@@ -125,6 +152,6 @@ function aligned(bytes: Uint8Array): Float32Array {
   return new Float32Array(bytes.slice().buffer);
 }
 
-export function openCheckpoint(dir: string): Checkpoint {
-  return new Checkpoint(dir);
+export function openCheckpoint(dir: string, opts?: CheckpointOptions): Checkpoint {
+  return new Checkpoint(dir, opts);
 }

@@ -34,7 +34,8 @@ export class SafetensorsFile {
   private readonly copies = new Map<string, WeakRef<Uint8Array>>();
   private dataStart = 0;
 
-  constructor(readonly path: string) {
+  /** `onRead(bytes)` after each tensor read from the file (the checkpoint's loading progress). */
+  constructor(readonly path: string, private readonly onRead?: (bytes: number) => void) {
     this.readHeader();
   }
 
@@ -112,6 +113,7 @@ export class SafetensorsFile {
       closeSync(fd);
     }
     this.copies.set(info.name, new WeakRef(out));
+    this.onRead?.(out.byteLength);
     return out;
   }
 
