@@ -72,7 +72,8 @@ export async function chatCompletions(c: Context<GatewayEnv>, deps: GatewayDeps,
   const maxTokens = resolveMaxTokens(promptIds.length, body.max_completion_tokens ?? body.max_tokens, deps.info, "messages");
   const logprobs = body.logprobs ? (body.top_logprobs ?? 0) : null;
   // "required" or a named function: decoding is held to one valid call (tool-constraint.ts)
-  const constraint = tools ? toolCallConstraint(tools, body.tool_choice, deps.codec, deps.info) : null;
+  const spelling = opts.toolCallParser === "deepseek_v31" ? "v31" : "v3";
+  const constraint = tools ? toolCallConstraint(tools, body.tool_choice, deps.codec, deps.info, spelling) : null;
   const sampled = samplingParams(body, maxTokens, logprobs, false, deps.info, deps.codec);
   if (constraint && sampled.constraint) {
     throw ApiError.badRequest("tool_choice \"required\" or a named function makes the output a tool call; it cannot be combined with response_format or guided_*.",

@@ -129,12 +129,17 @@ export class Matcher {
     const bytes = g.vocab.bytes[token];
     if (bytes) {
       let s: unknown = at.s;
-      for (const b of bytes) if ((s = part.auto.step(s, b)) === null) return null;
-      return { ...at, s };
+      for (const b of bytes) if ((s = part.auto.step(s, b)) === null) break;
+      if (s !== null) return { ...at, s };
     }
-    // a special token: the start of the fixed tokens after a complete part
+    // the start of the fixed tokens after a complete part (a special token, as a rule)
     const nx = g.enter(at.p + 1);
-    return part.auto.accepting(at.s) && nx.p < g.parts.length ? this.advance(nx, token) : null;
+    return part.auto.accepting(at.s) && nx.p < g.parts.length && g.parts[nx.p].kind === "tokens" ? this.advance(nx, token) : null;
+  }
+
+  /** The fewest tokens that complete the output from here (with single-byte tokens). */
+  remaining(): number {
+    return this.ended ? 0 : this.grammar.minClose(this.at);
   }
 
   /** Nothing but the end can follow (or the end was accepted): the output is complete. */

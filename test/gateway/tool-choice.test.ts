@@ -144,3 +144,32 @@ describe("tool_choice required / named over /v1/chat/completions (random model, 
     }
   });
 });
+
+describe("tool_choice named under --tool-call-parser deepseek_v31", () => {
+  test("the call is spelled as V3.1 writes it and read back; required with several tools is a 400", async () => {
+    const tok = await loadTokenizer(DSV3_TOKENIZER_DIR);
+    const engine = new RandomEngine({ id: MODEL, max_model_len: 4096, vocab_size: 129280, eos_token_id: tok.eosId, bos_token_id: tok.bosId });
+    const app = appAround(engine, tok, undefined, { chat: { toolCallParser: "deepseek_v31" } });
+    const body = { model: MODEL, messages, tools, temperature: 1, seed: 3, max_tokens: 60 };
+    const res = await app.request("/v1/chat/completions", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...body, tool_choice: { type: "function", function: { name: "get_time" } } }),
+    });
+    const r = (await res.json()) as OpenAI.ChatCompletion;
+    const call = r.choices[0]!.message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(call.function.name).toBe("get_time");
+    expect(ajv.validate(time, JSON.parse(call.function.arguments))).toBe(true);
+    // the constraint spells it V3.1's way: the name, the separator token, then the arguments
+    const spelled = (text: string) => {
+      const m = engine.requests.at(-1)!.params.constraint!.start();
+      return tok.encode(text, { addSpecialTokens: false }).every((id) => m.accept(id)) && m.done();
+    };
+    expect(spelled('<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_time<｜tool▁sep｜>{"tz":"CET"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>')).toBe(true);
+    expect(spelled('<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_time\n```json\n{"tz":"CET"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>')).toBe(false);
+    const required = await app.request("/v1/chat/completions", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...body, tool_choice: "required" }),
+    });
+    expect(required.status).toBe(400);
+    expect(((await required.json()) as { error: { param: string } }).error.param).toBe("tool_choice");
+  }, 60_000);
+});
