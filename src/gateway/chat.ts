@@ -82,8 +82,10 @@ export async function chatCompletions(c: Context<GatewayEnv>, deps: GatewayDeps,
   const params = constraint ? { ...sampled, constraint } : sampled;
   const reading: ChatOutputOptions = {
     reasoning: Boolean(opts.reasoningParser),
-    // the last few prompt tokens say whether the template left the model inside <think>
-    openThinking: Boolean(opts.reasoningParser) && promptOpensThinking(deps.codec.decode(promptIds.slice(-8), { skipSpecialTokens: false })),
+    // the last few prompt tokens say whether the template left the model inside <think>; a constrained
+    // output (a forced call, a schema) cannot think, it starts with the answer
+    openThinking: Boolean(opts.reasoningParser) && !params.constraint &&
+      promptOpensThinking(deps.codec.decode(promptIds.slice(-8), { skipSpecialTokens: false })),
     tools: tools !== null,
   };
   // the tool-call markers must reach the parser even where a tokenizer calls them special

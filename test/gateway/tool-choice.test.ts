@@ -4,6 +4,9 @@
 // vocabulary; the answers go through the official client and are checked with ajv.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import Ajv from "ajv";
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import OpenAI from "openai";
 import { seededRandom } from "../../src/engine/sequence.ts";
 import type { Engine, EngineStats, GenerateRequest, ModelInfo, TokenEvent } from "../../src/engine/types.ts";
@@ -171,5 +174,25 @@ describe("tool_choice named under --tool-call-parser deepseek_v31", () => {
     });
     expect(required.status).toBe(400);
     expect(((await required.json()) as { error: { param: string } }).error.param).toBe("tool_choice");
+  }, 60_000);
+});
+
+describe("a forced call under --reasoning-parser with a template that opens <think>", () => {
+  test("the call is read as a call, not as reasoning", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "think-tools-"));
+    copyFileSync(join(DSV3_TOKENIZER_DIR, "tokenizer.json"), join(dir, "tokenizer.json"));
+    const cfg = JSON.parse(readFileSync(join(DSV3_TOKENIZER_DIR, "tokenizer_config.json"), "utf8"));
+    cfg.chat_template = "{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}<｜Assistant｜><think>\n";
+    writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(cfg));
+    const tok = await loadTokenizer(dir);
+    const engine = new RandomEngine({ id: MODEL, max_model_len: 4096, vocab_size: 129280, eos_token_id: tok.eosId, bos_token_id: tok.bosId });
+    const app = appAround(engine, tok, undefined, { chat: { reasoningParser: "deepseek_r1" } });
+    const res = await app.request("/v1/chat/completions", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: MODEL, messages, tools, tool_choice: { type: "function", function: { name: "get_time" } }, seed: 5, max_tokens: 60 }),
+    });
+    const m = ((await res.json()) as OpenAI.ChatCompletion).choices[0]!.message as OpenAI.ChatCompletionMessage & { reasoning_content: string | null };
+    expect(m.reasoning_content).toBeNull();
+    expect((m.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall).function.name).toBe("get_time");
   }, 60_000);
 });
