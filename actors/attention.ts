@@ -22,7 +22,9 @@ export const attention = defineActor<State, AttentionMsg, AttentionReply>({
   activate(ctx) {
     const cfg = ctx.config as ModelActorsConfig;
     const ck = openCheckpoint(cfg.model);
-    const runner = new StepRunner(ck, kernelsFor(cfg.device?.[ATTENTION]), { pages: cfg.pages, pageSize: cfg.pageSize, mtp: cfg.mtp });
+    const runner = new StepRunner(ck, kernelsFor(cfg.device?.[ATTENTION]), {
+      pages: cfg.pages, pageSize: cfg.pageSize, mtp: cfg.mtp, kvCacheDtype: cfg.kvCacheDtype,
+    });
     const router = `${ROUTER}/${Number(ctx.self.key) % cfg.routers}`;
     // A route is idempotent (the router keeps no state but load counts): resent if its host dies.
     const routed: RoutedFFN = (layer, x, T) => ctx.ask<Float32Array>(router, { type: "route", layer, x, T } satisfies RouterMsg, { retry: true });

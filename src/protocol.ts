@@ -85,6 +85,7 @@ export interface ModelActorsConfig {
   pages: number; // KV pages per attention replica
   pageSize: number;
   mtp: boolean;
+  kvCacheDtype?: "f32" | "bf16" | "fp8"; // the latent caches' dtype (absent: f32)
   attentionReplicas: number;
   routers: number; // router actors; attention replica i uses router i % routers
   /** expertTable[e] = keys of the expert actors holding routed expert e (first = primary). */

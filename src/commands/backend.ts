@@ -7,6 +7,7 @@ import { loadScaling, resolveScaling } from "../config/scaling.ts";
 import type { ActorBackend } from "../engine/actor-backend.ts";
 import type { ModelBackend } from "../engine/backend.ts";
 import { DirectBackend } from "../engine/direct.ts";
+import { type KvCacheDtype, resolveKvDtype } from "../model/kvcache.ts";
 import { moeLayers } from "../model/moe.ts";
 import type { Transport } from "../runtime/transport.ts";
 
@@ -23,6 +24,7 @@ export interface BackendOptions {
   pageSize?: number;
   mtp?: boolean;
   kvTokens?: number; // KV cache size in tokens per attention replica
+  kvCacheDtype?: KvCacheDtype; // the latent caches' dtype (absent: f32, the reference's numbers; auto: AUTO_KV_DTYPE)
   transports?: Transport[]; // extra transports, e.g. NATS for node:NAME placements
   askTimeoutMs?: number; // overrides the scaling config's ask_timeout_ms
 }
@@ -30,7 +32,8 @@ export interface BackendOptions {
 export async function createBackend(o: BackendOptions): Promise<ModelBackend> {
   const pageSize = o.pageSize ?? 16;
   const pages = o.pages ?? Math.ceil((o.kvTokens ?? 8192) / pageSize);
-  if (o.scaling === "direct") return new DirectBackend(o.model, { pages, pageSize, mtp: o.mtp });
+  const kvCacheDtype = resolveKvDtype(o.kvCacheDtype);
+  if (o.scaling === "direct") return new DirectBackend(o.model, { pages, pageSize, mtp: o.mtp, kvCacheDtype });
   return startActorBackend({ ...o, pages, pageSize });
 }
 
@@ -42,7 +45,7 @@ export async function startActorBackend(o: BackendOptions & { pages: number; pag
   // Loaded on demand: the direct backend never starts an actor system.
   const { ActorBackend } = await import("../engine/actor-backend.ts");
   return ActorBackend.start({
-    model, config, scaling, registry: ACTOR_REGISTRY, pages: o.pages, pageSize: o.pageSize, mtp: o.mtp,
+    model, config, scaling, registry: ACTOR_REGISTRY, pages: o.pages, pageSize: o.pageSize, mtp: o.mtp, kvCacheDtype: resolveKvDtype(o.kvCacheDtype),
     transports: o.transports, askTimeoutMs: o.askTimeoutMs,
   });
 }

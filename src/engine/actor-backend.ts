@@ -21,6 +21,7 @@ export interface ActorBackendOptions {
   pages: number;
   pageSize: number;
   mtp?: boolean;
+  kvCacheDtype?: ModelActorsConfig["kvCacheDtype"]; // the attention actors' latent caches (default f32)
   transports?: Transport[];
   askTimeoutMs?: number; // overrides the scaling config's ask_timeout_ms
 }
@@ -52,7 +53,7 @@ export class ActorBackend implements ModelBackend {
   static async start(o: ActorBackendOptions): Promise<ActorBackend> {
     const s = o.scaling;
     const actorsConfig: ModelActorsConfig = {
-      model: o.model, pages: o.pages, pageSize: o.pageSize, mtp: o.mtp ?? false,
+      model: o.model, pages: o.pages, pageSize: o.pageSize, mtp: o.mtp ?? false, kvCacheDtype: o.kvCacheDtype,
       attentionReplicas: s.attentionReplicas, routers: s.routers,
       expertTable: s.expertTable, expertActors: s.expertActors, device: s.device,
     };
