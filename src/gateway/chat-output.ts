@@ -24,20 +24,24 @@ export interface ChatOutputOptions {
   openThinking: boolean;
   /** Read tool calls (the request has tools and tool_choice is not "none"). */
   tools: boolean;
+  /** parallel_tool_calls: false: the first call is the answer, later ones are dropped. */
+  singleCall?: boolean;
 }
 
 export class ChatOutput {
   private readonly thinking: ReasoningSplitter | null;
   private readonly calls: ToolCallParser | null;
+  private readonly maxCalls: number;
 
   constructor(opts: ChatOutputOptions) {
     this.thinking = opts.reasoning ? new ReasoningSplitter(opts.openThinking) : null;
     this.calls = opts.tools ? new ToolCallParser() : null;
+    this.maxCalls = opts.singleCall ? 1 : Infinity;
   }
 
-  /** Calls read so far. */
+  /** Calls read so far (and kept). */
   get toolCalls(): number {
-    return this.calls?.calls ?? 0;
+    return Math.min(this.calls?.calls ?? 0, this.maxCalls);
   }
 
   push(text: string): ChatDelta[] {
@@ -56,7 +60,7 @@ export class ChatOutput {
     if (!this.calls) return text ? [{ content: text }] : [];
     const events = text ? this.calls.push(text) : [];
     if (ending) events.push(...this.calls.finish());
-    return toDeltas(events);
+    return toDeltas(events.filter((ev) => ev.type === "content" || ev.index < this.maxCalls));
   }
 }
 

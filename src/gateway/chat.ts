@@ -87,6 +87,7 @@ export async function chatCompletions(c: Context<GatewayEnv>, deps: GatewayDeps,
     openThinking: Boolean(opts.reasoningParser) && !params.constraint &&
       promptOpensThinking(deps.codec.decode(promptIds.slice(-8), { skipSpecialTokens: false })),
     tools: tools !== null,
+    singleCall: body.parallel_tool_calls === false,
   };
   // the tool-call markers must reach the parser even where a tokenizer calls them special
   const skipSpecial = reading.tools ? false : (body.skip_special_tokens ?? true);

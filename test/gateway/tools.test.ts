@@ -142,6 +142,13 @@ describe("tools over /v1/chat/completions (openai client, DeepSeek-V3 tokenizer)
     expect(text).toEndWith('<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>{"sky": "sunny", "temp": 21}<｜tool▁output▁end｜>\n<｜tool▁output▁begin｜>{"time": "14:05"}<｜tool▁output▁end｜><｜tool▁outputs▁end｜>');
   });
 
+  test("parallel_tool_calls false: the first call is the answer", async () => {
+    const r = await client.chat.completions.create({ model: MODEL, messages, tools, parallel_tool_calls: false, temperature: 0 });
+    const calls = r.choices[0]!.message.tool_calls!.map((c) => (c as OpenAI.ChatCompletionMessageFunctionToolCall).function);
+    expect(calls).toEqual([WANT[0]!]);
+    expect(r.choices[0]!.finish_reason).toBe("tool_calls");
+  });
+
   test("no tools: the same tokens are content (nothing is parsed)", async () => {
     const r = await client.chat.completions.create({ model: MODEL, messages, temperature: 0 });
     expect(r.choices[0]!.message.content).toBe(CALL_V3);
