@@ -168,6 +168,7 @@ export class ModelEngine implements Engine {
       if (ev.finish_reason === "error") throw new EngineError(`warm-up failed: ${ev.error}`, ev.error_code ?? "internal");
       this.exec.promptTotal -= ev.prompt_tokens;
       this.exec.genTotal -= ev.completion_tokens;
+      if (this.sched.limits.prefixCaching) this.sched.prefixQueries -= ev.prompt_tokens; // looked up once, found nothing
     }
   }
 

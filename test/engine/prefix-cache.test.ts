@@ -62,6 +62,12 @@ describe("prefix caching: tiny-dsv3", () => {
     expect(new ModelEngine(backend).stats().prefix_cache_queries_total).toBeUndefined(); // off: not reported
   }, 120_000);
 
+  test("the warm-up request leaves the prefix cache counters at zero", async () => {
+    const engine = new ModelEngine(new DirectBackend(TINY, { pages: 64, pageSize: PS }), { prefixCaching: true });
+    await engine.warmup();
+    expect(engine.stats()).toMatchObject({ prefix_cache_queries_total: 0, prefix_cache_hits_total: 0 });
+  }, 60_000);
+
   test("generated tokens' pages are cached too: a prompt that continues an output reuses them", async () => {
     const backend = new DirectBackend(TINY, { pages: 64, pageSize: PS });
     const engine = new ModelEngine(backend, { prefixCaching: true });
