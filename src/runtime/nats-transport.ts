@@ -35,6 +35,8 @@ export interface NatsTransportOptions {
   name?: string;
   /** A .creds or NKey seed file (--nats-creds); user/password or a token go in the URL. */
   creds?: string;
+  /** How long to wait for a server that is not up yet (natsConnect's firstConnectMs). */
+  firstConnectMs?: number;
 }
 
 /** What a node's heartbeats say about it. */
@@ -96,7 +98,7 @@ export class NatsTransport implements Transport {
   }
 
   static async connect(o: NatsTransportOptions = {}): Promise<NatsTransport> {
-    const nc = await natsConnect(o.url ?? DEFAULT_NATS_URL, o.name ?? "moe-gateway", { creds: o.creds });
+    const nc = await natsConnect(o.url ?? DEFAULT_NATS_URL, o.name ?? "moe-gateway", { creds: o.creds, firstConnectMs: o.firstConnectMs });
     return new NatsTransport(nc, o);
   }
 
