@@ -23,7 +23,7 @@ type Transports = Awaited<ReturnType<typeof natsTransportsFor>>;
 export const SERVE_USAGE = `usage: moe serve [--model DIR] [--scaling FILE] [--host H] [--port P] [--served-model-name NAME]
   [--api-key K1,K2 (or MOE_API_KEY)] [--metrics-public] [--request-timeout SECONDS] [--drain-timeout SECONDS (30)]
   [--max-model-len N] [--kv-cache-tokens N] [--max-num-batched-tokens N] [--max-num-seqs N] [--max-waiting N]
-  [--speculative mtp --draft-tokens K] [--tokenizer-workers N (2)] [--nats URL] [--nats-creds FILE]
+  [--speculative mtp --draft-tokens K] [--tokenizer-workers N (2)] [--nats URL] [--nats-creds FILE] [--nats-wait S (30)]
   [--no-prefix-caching] [--allowed-origins ORIGIN1,ORIGIN2 (CORS; none by default, * for any)]
   [--reasoning-parser deepseek_r1 (none)] [--tool-call-parser deepseek_v3|deepseek_v31 (deepseek_v3)]
   [--log-format text|json (text)] [--log-level debug|info|warn|error (info)] [-h|--help]
@@ -35,7 +35,7 @@ export const SERVE_OPTIONS = {
   "served-model-name": { type: "string" }, "api-key": { type: "string" }, "max-model-len": { type: "string" },
   "kv-cache-tokens": { type: "string" }, "max-num-batched-tokens": { type: "string" }, "max-num-seqs": { type: "string" },
   "max-waiting": { type: "string" }, speculative: { type: "string" }, "draft-tokens": { type: "string" },
-  nats: { type: "string" }, "nats-creds": { type: "string" }, "metrics-public": { type: "boolean" },
+  nats: { type: "string" }, "nats-creds": { type: "string" }, "nats-wait": { type: "string" }, "metrics-public": { type: "boolean" },
   "request-timeout": { type: "string" }, "drain-timeout": { type: "string" }, "tokenizer-workers": { type: "string" },
   "no-prefix-caching": { type: "boolean" }, "allowed-origins": { type: "string" },
   "reasoning-parser": { type: "string" }, "tool-call-parser": { type: "string" },
@@ -59,6 +59,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   if (maxModelLen !== undefined && maxModelLen > kvTokens)
     throw new UsageError(`--max-model-len ${maxModelLen} is larger than the ${kvTokens} tokens the KV cache can hold (--kv-cache-tokens): raise --kv-cache-tokens or lower --max-model-len`);
   const drainMs = seconds("drain-timeout", 30);
+  const natsWaitS = num(a["nats-wait"], "nats-wait", 30, (n) => n > 0);
   const requestTimeoutMs = seconds("request-timeout", 0) || undefined;
   const port = num(a.port, "port", 8000, (n) => Number.isInteger(n) && n >= 0);
   let apiKeys: string[];
@@ -132,7 +133,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   try {
     // Configs that place actors on node:NAME reach them over NATS (--nats or NATS_URL, with the
     // credentials in the URL or --nats-creds FILE); others get none.
-    transports = scaling === "direct" ? [] : await natsTransportsFor(scaling, a.nats, undefined, a["nats-creds"]);
+    transports = scaling === "direct" ? [] : await natsTransportsFor(scaling, a.nats, undefined, a["nats-creds"], natsWaitS);
     const backend = await createBackend({ model, mtp: speculative !== undefined, scaling, transports, kvTokens });
     logRuntimeEvents(log, backend);
     const engine = new ModelEngine(backend, engineOptions);
