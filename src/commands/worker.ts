@@ -49,14 +49,14 @@ export async function whileWaiting<T>(p: Promise<T>, message: string, log: (l: s
  * "node:NAME", none otherwise. The gateway hosts the node named by the config's top-level
  * `placement` itself (in a Bun worker); every other node is a `moe worker` process.
  */
-export async function natsTransportsFor(scalingPath: string, url?: string, system?: string, creds?: string): Promise<NatsTransport[]> {
+export async function natsTransportsFor(scalingPath: string, url?: string, system?: string, creds?: string, waitS = 30): Promise<NatsTransport[]> {
   const cfg = loadScaling(scalingPath);
   const locs = [cfg.placement, ...Object.values(cfg.actors).flatMap((k) => (k.placement === undefined ? [] : [k.placement].flat()))];
   if (!locs.some((l) => l.startsWith("node:"))) return [];
   const localNode = cfg.placement.startsWith("node:") ? cfg.placement.slice(5) : "gateway";
   const u = natsUrl(url);
-  const connecting = NatsTransport.connect({ url: u, system: system ?? process.env.MOE_NATS_SYSTEM, localNode, creds: natsCreds(creds) });
-  const waiting = `waiting up to 30 s for the NATS server at ${maskUrl(u)} (the scaling config places actors on nodes); start one with scripts/nats-server.sh`;
+  const connecting = NatsTransport.connect({ url: u, system: system ?? process.env.MOE_NATS_SYSTEM, localNode, creds: natsCreds(creds), firstConnectMs: waitS * 1000 });
+  const waiting = `waiting up to ${waitS} s (--nats-wait) for the NATS server at ${maskUrl(u)}: the scaling config places actors on nodes; start one with scripts/nats-server.sh`;
   return [await whileWaiting(connecting, waiting, (l) => console.error(`moe-actors: ${l}`))];
 }
 
