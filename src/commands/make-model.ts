@@ -15,7 +15,7 @@ export const MAKE_MODEL = {
     format: { type: "string", arg: "fp8|bf16", default: "fp8", help: "projection weights as FP8 E4M3 with 128x128 block scales, or BF16 (default fp8)" },
     seed: { type: "string", arg: "S", help: "seed of the random weights (default 0)" },
     layers: { type: "string", arg: "N", help: "override the preset's number of layers" },
-    "tokenizer-from": { type: "string", arg: "DIR", help: "copy tokenizer.json and tokenizer_config.json from DIR (default models/fortune-dsv3)" },
+    "tokenizer-from": { type: "string", arg: "DIR", help: "copy tokenizer.json and tokenizer_config.json from DIR (default models/fortune-dsv3); vocab_size grows to cover its ids (129280 for DeepSeek-V3's)" },
     "fp8-eh-proj": { type: "boolean", default: false, help: "store the MTP eh_proj as FP8 too (DeepSeek ships it BF16)" },
     quiet: { type: "boolean", default: false, help: "print nothing but errors" },
   },
