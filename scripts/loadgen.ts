@@ -1,243 +1,193 @@
 #!/usr/bin/env bun
-// Load generator for any OpenAI-compatible server (ours, vLLM, SGLang). Streaming always.
-//   bun scripts/loadgen.ts --base-url http://127.0.0.1:8000 --model NAME [--endpoint completions|chat]
-//     [--num-prompts 100] [--concurrency N] [--request-rate R --burstiness B] [--max-seconds S]
-//     [--input-len 128 --output-len 128 --range-ratio 0 | --prompts-file F] [--ignore-eos]
-//     [--goodput ttft:MS tpot:MS e2el:MS] [--percentiles 50,90,99] [--seed 0] [--api-key K]
-//     [--json] [--save-result FILE]
-// Arrivals: Poisson at R req/s by default shape (burstiness 1), gamma intervals with shape B and mean
-// 1/R otherwise (as vLLM's benchmark_serving); R = inf sends all at once. --concurrency caps requests in
-// flight. Results use vLLM's field names. --prompts-file: .jsonl lines {"prompt", "output_len"?} or text,
-// one prompt per line.
+// Load generator for any OpenAI-compatible server (ours, vLLM, SGLang), streaming always, that takes
+// vLLM's benchmark_serving flags and dataset names and prints its table and JSON fields. Input
+// lengths are tokens of the model's tokenizer (--tokenizer DIR; default --model-dir, else the bundled
+// model). The modules under scripts/loadgen/ make the prompts, send them, sum up and plot.
 import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { loadTokenizer } from "../src/tokenizer/index.ts";
+import { type BenchRequest, fileRequests, mulberry32, randomRequests, sharegptRequests } from "./loadgen/datasets.ts";
+import { latencySvg, writePlot } from "./loadgen/plot.ts";
+import { formatTable, METRICS, type Metric, percentile } from "./loadgen/report.ts";
+import { type RunOptions, runRequests } from "./loadgen/run.ts";
 
-export interface LoadgenArgs {
-  baseUrl: string; model: string; endpoint: "completions" | "chat"; numPrompts: number;
-  concurrency: number | null; requestRate: number; burstiness: number; maxSeconds: number | null;
-  inputLen: number; outputLen: number; rangeRatio: number; promptsFile: string | null; ignoreEos: boolean;
-  goodput: Record<string, number>; percentiles: number[]; seed: number; apiKey: string | null; requestTimeoutS: number;
+export { formatTable, percentile };
+
+const BUNDLED_MODEL = new URL("../models/fortune-dsv3", import.meta.url).pathname;
+
+export const LOADGEN_USAGE = `usage: bun scripts/loadgen.ts --model NAME [options]   (vLLM benchmark_serving's flags)
+server:   [--backend openai|vllm|openai-chat (openai)] [--base-url URL | --host H (127.0.0.1) --port P (8000)]
+          [--endpoint /v1/completions|/v1/chat/completions|completions|chat] [--api-key K (or OPENAI_API_KEY)]
+          [--request-timeout S (600)]
+dataset:  [--dataset-name random|sharegpt|custom (random; sharegpt with --dataset-path)] [--dataset-path FILE]
+          [--num-prompts N (100)] [--seed N (0)] [--tokenizer DIR] [--model-dir DIR]
+          random:   [--random-input-len N (128)] [--random-output-len N (128)] [--random-range-ratio R (0)]
+                    [--shared-prefix-len N | --random-prefix-len N (0)]  (aliases: --input-len --output-len --range-ratio)
+          sharegpt: [--sharegpt-output-len N]   custom: [--prompts-file FILE] (.jsonl {"prompt","output_len"} or a prompt a line)
+load:     [--request-rate R|inf (inf)] [--burstiness B (1)] [--max-concurrency N | --concurrency N] [--max-seconds S]
+          [--ignore-eos]
+results:  [--percentile-metrics ttft,tpot,itl,e2el] [--metric-percentiles 50,90,99 | --percentiles ...]
+          [--goodput ttft:MS tpot:MS e2el:MS] [--json] [--save-result [FILE]] [--result-dir DIR] [--result-filename F]
+          [--plot FILE.svg|FILE.png] [--disable-tqdm (accepted; no bar is drawn)] [-h|--help]`;
+
+/** Every flag loadgen accepts (the help test checks LOADGEN_USAGE names each one). */
+export const LOADGEN_OPTIONS = {
+  backend: { type: "string" }, "base-url": { type: "string" }, host: { type: "string" }, port: { type: "string" },
+  endpoint: { type: "string" }, model: { type: "string" }, "model-dir": { type: "string" }, tokenizer: { type: "string" },
+  "api-key": { type: "string" }, "request-timeout": { type: "string" },
+  "dataset-name": { type: "string" }, "dataset-path": { type: "string" }, "prompts-file": { type: "string" },
+  "num-prompts": { type: "string" }, seed: { type: "string" },
+  "random-input-len": { type: "string" }, "input-len": { type: "string" }, "random-output-len": { type: "string" },
+  "output-len": { type: "string" }, "random-range-ratio": { type: "string" }, "range-ratio": { type: "string" },
+  "shared-prefix-len": { type: "string" }, "random-prefix-len": { type: "string" }, "sharegpt-output-len": { type: "string" },
+  "request-rate": { type: "string" }, burstiness: { type: "string" }, "max-concurrency": { type: "string" },
+  concurrency: { type: "string" }, "max-seconds": { type: "string" }, "ignore-eos": { type: "boolean" },
+  "percentile-metrics": { type: "string" }, "metric-percentiles": { type: "string" }, percentiles: { type: "string" },
+  goodput: { type: "string", multiple: true }, json: { type: "boolean" }, "save-result": { type: "string" },
+  "result-dir": { type: "string" }, "result-filename": { type: "string" }, plot: { type: "string" },
+  "disable-tqdm": { type: "boolean" }, help: { type: "boolean", short: "h" },
+} as const;
+
+export class UsageError extends Error {}
+
+export interface LoadgenArgs extends RunOptions {
+  dataset: "random" | "sharegpt" | "custom";
+  datasetPath: string | null;
+  tokenizer: string;
+  inputLen: number;
+  outputLen: number;
+  rangeRatio: number;
+  prefixLen: number;
+  sharegptOutputLen: number | null;
+  seed: number;
+  json: boolean;
+  saveResult: string | null; // the file, resolved from --save-result/--result-dir/--result-filename
+  plot: string | null;
+  help: boolean;
 }
 
-interface Req { prompt: string; outputLen: number }
-interface Outcome { ok: boolean; error?: string; ttft: number; itl: number[]; e2el: number; inputTokens: number; outputTokens: number }
-
-export function parseCli(argv: string[]): LoadgenArgs & { json: boolean; saveResult: string | null } {
-  // allowPositionals: `--goodput ttft:50 tpot:10` (vLLM's nargs="+") leaves tpot:10 as a positional
-  const { values: v, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: {
-    "base-url": { type: "string" }, model: { type: "string" }, endpoint: { type: "string", default: "completions" },
-    "num-prompts": { type: "string", default: "100" }, concurrency: { type: "string" }, "max-concurrency": { type: "string" },
-    "request-rate": { type: "string", default: "inf" }, burstiness: { type: "string", default: "1" },
-    "max-seconds": { type: "string" }, "input-len": { type: "string", default: "128" }, "output-len": { type: "string", default: "128" },
-    "range-ratio": { type: "string", default: "0" }, "prompts-file": { type: "string" }, "ignore-eos": { type: "boolean", default: false },
-    goodput: { type: "string", multiple: true, default: [] }, percentiles: { type: "string", default: "50,90,99" },
-    seed: { type: "string", default: "0" }, "api-key": { type: "string" }, "request-timeout": { type: "string", default: "600" },
-    json: { type: "boolean", default: false }, "save-result": { type: "string" },
-  } });
-  const num = (name: string, s: string | undefined, min: number): number => {
+export function parseCli(argv: string[]): LoadgenArgs {
+  // vLLM's --save-result is a bare switch (the name from --result-filename); ours may name the file
+  argv = argv.map((x, i) => (x === "--save-result" && (i + 1 === argv.length || argv[i + 1]!.startsWith("-")) ? "--save-result=" : x));
+  let parsed;
+  try {
+    // allowPositionals: `--goodput ttft:50 tpot:10` (vLLM's nargs="+") leaves tpot:10 as a positional
+    parsed = parseArgs({ args: argv, strict: true, allowPositionals: true, options: LOADGEN_OPTIONS });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { values: v, positionals } = parsed;
+  const num = (name: string, s: string | undefined, dflt: number, min: number): number => {
+    if (s === undefined) return dflt;
     const x = s === "inf" ? Infinity : Number(s);
-    if (!(x >= min)) throw new Error(`--${name} must be a number >= ${min}, got ${s}`);
+    if (!(x >= min)) throw new UsageError(`--${name} must be a number >= ${min}, got ${s}`);
     return x;
   };
-  if (!v["base-url"] || !v.model) throw new Error("--base-url and --model are required");
-  if (v.endpoint !== "completions" && v.endpoint !== "chat") throw new Error("--endpoint is completions or chat");
+  const int = (name: string, s: string | undefined, dflt: number, min: number) => {
+    const x = num(name, s, dflt, min);
+    if (!Number.isInteger(x)) throw new UsageError(`--${name} must be an integer, got ${s}`);
+    return x;
+  };
+  const help = v.help ?? false;
+  if (!v.model && !help) throw new UsageError("--model is required (the served model's name)");
+  const backend = v.backend ?? "openai";
+  if (!["openai", "vllm", "openai-chat"].includes(backend)) throw new UsageError(`--backend ${backend}: this tool speaks openai, vllm (the same) or openai-chat`);
+  const ep = v.endpoint ?? (backend === "openai-chat" ? "/v1/chat/completions" : "/v1/completions");
+  const path = ep === "chat" ? "/v1/chat/completions" : ep === "completions" ? "/v1/completions" : ep;
+  if (path !== "/v1/completions" && path !== "/v1/chat/completions") throw new UsageError(`--endpoint ${ep}: /v1/completions or /v1/chat/completions`);
+  const dataset = v["dataset-name"] ?? (v["prompts-file"] ? "custom" : v["dataset-path"] ? "sharegpt" : "random");
+  if (dataset !== "random" && dataset !== "sharegpt" && dataset !== "custom") throw new UsageError(`--dataset-name ${dataset}: random, sharegpt or custom`);
+  const datasetPath = dataset === "custom" ? v["prompts-file"] ?? v["dataset-path"] ?? null : v["dataset-path"] ?? null;
+  if (dataset !== "random" && !datasetPath) throw new UsageError(`--dataset-name ${dataset} needs --dataset-path FILE`);
   const goodput: Record<string, number> = {};
   const bad = positionals.find((p) => !/^[a-z0-9]+:/.test(p));
-  if (bad !== undefined) throw new Error(`unexpected argument: ${bad}`);
-  for (const g of [...v.goodput!, ...positionals].flatMap((s) => s.split(/\s+/)).filter(Boolean)) {
+  if (bad !== undefined) throw new UsageError(`unexpected argument: ${bad}`);
+  for (const g of [...(v.goodput ?? []), ...positionals].flatMap((s) => s.split(/\s+/)).filter(Boolean)) {
     const [k, ms] = g.split(":");
-    if (!["ttft", "tpot", "e2el"].includes(k!)) throw new Error(`--goodput takes ttft:MS tpot:MS e2el:MS, got ${g}`);
-    goodput[k!] = num("goodput", ms, 0);
+    if (!["ttft", "tpot", "e2el"].includes(k!)) throw new UsageError(`--goodput takes ttft:MS tpot:MS e2el:MS, got ${g}`);
+    goodput[k!] = num("goodput", ms, 0, 0);
   }
-  const conc = v.concurrency ?? v["max-concurrency"];
+  const metrics = (v["percentile-metrics"] ?? METRICS.join(",")).split(",").map((m) => m.trim()) as Metric[];
+  const unknown = metrics.find((m) => !METRICS.includes(m));
+  if (unknown) throw new UsageError(`--percentile-metrics: ${unknown} is not one of ${METRICS.join(", ")}`);
+  const plot = v.plot ?? null;
+  if (plot && !/\.(svg|png)$/i.test(plot)) throw new UsageError(`--plot ${plot}: the file must end in .svg or .png`);
+  const conc = v["max-concurrency"] ?? v.concurrency;
+  const rate = num("request-rate", v["request-rate"], Infinity, 0);
+  let saveResult = v["save-result"] ?? null;
+  if (saveResult === "" || (saveResult === null && v["result-filename"])) {
+    const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+    saveResult = v["result-filename"] ?? `${backend}-${rate === Infinity ? "inf" : rate}qps${conc ? `-concurrency${conc}` : ""}-${v.model}-${stamp}.json`;
+  }
+  if (saveResult !== null && v["result-dir"]) saveResult = join(v["result-dir"], saveResult);
   return {
-    baseUrl: v["base-url"].replace(/\/+$/, "").replace(/\/v1$/, ""), model: v.model, endpoint: v.endpoint,
-    numPrompts: num("num-prompts", v["num-prompts"], 1), concurrency: conc ? num("concurrency", conc, 1) : null,
-    requestRate: num("request-rate", v["request-rate"], 0), burstiness: num("burstiness", v.burstiness, 1e-6),
-    maxSeconds: v["max-seconds"] ? num("max-seconds", v["max-seconds"], 0) : null,
-    inputLen: num("input-len", v["input-len"], 1), outputLen: num("output-len", v["output-len"], 1),
-    rangeRatio: num("range-ratio", v["range-ratio"], 0), promptsFile: v["prompts-file"] ?? null, ignoreEos: v["ignore-eos"]!,
-    goodput, percentiles: v.percentiles!.split(",").map((p) => num("percentiles", p, 0)), seed: num("seed", v.seed, 0),
-    apiKey: v["api-key"] ?? process.env.OPENAI_API_KEY ?? null, requestTimeoutS: num("request-timeout", v["request-timeout"], 1),
-    json: v.json!, saveResult: v["save-result"] ?? null,
+    help, backend, path, chat: path.endsWith("/chat/completions"), model: v.model ?? "",
+    baseUrl: (v["base-url"] ?? `http://${v.host ?? "127.0.0.1"}:${int("port", v.port, 8000, 0)}`).replace(/\/+$/, "").replace(/\/v1$/, ""),
+    apiKey: v["api-key"] ?? process.env.OPENAI_API_KEY ?? null, requestTimeoutS: num("request-timeout", v["request-timeout"], 600, 1),
+    dataset, datasetPath, tokenizer: v.tokenizer ?? v["model-dir"] ?? BUNDLED_MODEL,
+    numPrompts: int("num-prompts", v["num-prompts"], 100, 1), seed: int("seed", v.seed, 0, 0),
+    inputLen: int("random-input-len", v["random-input-len"] ?? v["input-len"], 128, 1),
+    outputLen: int("random-output-len", v["random-output-len"] ?? v["output-len"], 128, 1),
+    rangeRatio: num("random-range-ratio", v["random-range-ratio"] ?? v["range-ratio"], 0, 0),
+    prefixLen: int("shared-prefix-len", v["shared-prefix-len"] ?? v["random-prefix-len"], 0, 0),
+    sharegptOutputLen: v["sharegpt-output-len"] ? int("sharegpt-output-len", v["sharegpt-output-len"], 0, 1) : null,
+    requestRate: rate, burstiness: num("burstiness", v.burstiness, 1, 1e-6),
+    concurrency: conc ? int("max-concurrency", conc, 0, 1) : null,
+    maxSeconds: v["max-seconds"] ? num("max-seconds", v["max-seconds"], 0, 0) : null, ignoreEos: v["ignore-eos"] ?? false,
+    goodput, metrics, percentiles: (v["metric-percentiles"] ?? v.percentiles ?? "50,90,99").split(",").map((p) => num("metric-percentiles", p, 0, 0)),
+    json: v.json ?? false, saveResult, plot,
   };
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Gamma(shape, scale) by Marsaglia and Tsang (shape < 1 boosted by U^(1/shape)). */
-function gamma(shape: number, scale: number, rand: () => number): number {
-  if (shape < 1) return gamma(shape + 1, scale, rand) * Math.pow(rand(), 1 / shape);
-  const d = shape - 1 / 3, c = 1 / Math.sqrt(9 * d);
-  for (;;) {
-    const n = Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-    const v = (1 + c * n) ** 3;
-    if (v > 0 && Math.log(1 - rand()) < 0.5 * n * n + d - d * v + d * Math.log(v)) return d * v * scale;
-  }
-}
-
-const WORDS = ("the of and to in is that it for was on are as with his they at be this from have or by one had not but what all were when we there can an your which their said if do will each about how up out them then she many some so these would other into has more her two like him see time could no make than first been its who now people my made over did down only way find use may water long little very after words called just where most know").split(" ");
-
-async function loadRequests(a: LoadgenArgs, rand: () => number): Promise<Req[]> {
-  const around = (x: number) => {
-    const lo = Math.max(1, Math.floor(x * (1 - a.rangeRatio))), hi = Math.max(lo, Math.ceil(x * (1 + a.rangeRatio)));
-    return lo + Math.floor(rand() * (hi - lo + 1));
-  };
-  if (a.promptsFile) {
-    const lines = (await Bun.file(a.promptsFile).text()).split("\n").filter((l) => l.trim());
-    const given = lines.map((l): Req => {
-      if (!a.promptsFile!.endsWith(".jsonl")) return { prompt: l, outputLen: a.outputLen };
-      const o = JSON.parse(l);
-      return typeof o === "string" ? { prompt: o, outputLen: a.outputLen } : { prompt: String(o.prompt), outputLen: o.output_len ?? a.outputLen };
-    });
-    if (given.length === 0) throw new Error(`no prompts in ${a.promptsFile}`);
-    return Array.from({ length: a.numPrompts }, (_, i) => given[i % given.length]!);
-  }
-  return Array.from({ length: a.numPrompts }, () => ({
-    prompt: Array.from({ length: around(a.inputLen) }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(" "),
-    outputLen: around(a.outputLen),
-  }));
-}
-
-/** One streaming request; times in ms. Token counts come from the server's usage chunk when it sends one. */
-async function sendOne(a: LoadgenArgs, r: Req, signal: AbortSignal): Promise<Outcome> {
-  const chat = a.endpoint === "chat";
-  const body = {
-    model: a.model, stream: true, stream_options: { include_usage: true }, temperature: 0, max_tokens: r.outputLen,
-    ...(chat ? { messages: [{ role: "user", content: r.prompt }] } : { prompt: r.prompt }), ...(a.ignoreEos ? { ignore_eos: true } : {}),
-  };
-  const out: Outcome = { ok: false, ttft: 0, itl: [], e2el: 0, inputTokens: 0, outputTokens: 0 };
-  const t0 = performance.now();
-  let last = t0, chunks = 0;
-  try {
-    const res = await fetch(`${a.baseUrl}/v1/${chat ? "chat/completions" : "completions"}`, {
-      method: "POST", signal: AbortSignal.any([signal, AbortSignal.timeout(a.requestTimeoutS * 1000)]), body: JSON.stringify(body),
-      headers: { "content-type": "application/json", ...(a.apiKey ? { authorization: `Bearer ${a.apiKey}` } : {}) },
-    });
-    if (!res.ok || !res.body) return { ...out, error: `HTTP ${res.status}: ${(await res.text()).slice(0, 200)}` };
-    const decoder = new TextDecoder();
-    let buf = "", done = false;
-    for await (const bytes of res.body) {
-      buf += decoder.decode(bytes, { stream: true });
-      let cut: number;
-      while ((cut = buf.search(/\r?\n\r?\n/)) >= 0) {
-        const event = buf.slice(0, cut);
-        buf = buf.slice(cut).replace(/^\r?\n\r?\n/, "");
-        const data = event.split(/\r?\n/).filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("");
-        if (!data) continue;
-        if (data === "[DONE]") { done = true; continue; }
-        const msg = JSON.parse(data);
-        if (msg.error) return { ...out, error: `stream error: ${msg.error.message}` };
-        if (msg.usage) { out.inputTokens = msg.usage.prompt_tokens; out.outputTokens = msg.usage.completion_tokens; }
-        const text = chat ? msg.choices?.[0]?.delta?.content : msg.choices?.[0]?.text;
-        if (!text) continue;
-        const now = performance.now();
-        if (chunks++ === 0) out.ttft = now - t0;
-        else out.itl.push(now - last);
-        last = now;
-      }
-    }
-    out.e2el = performance.now() - t0;
-    if (!done) return { ...out, error: "stream ended without [DONE]" };
-    if (!out.outputTokens) out.outputTokens = chunks;
-    return { ...out, ok: true };
-  } catch (err) {
-    return { ...out, error: signal.aborted ? "cut off by --max-seconds" : String((err as Error).message ?? err) };
-  }
-}
-
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  const x = (p / 100) * (sorted.length - 1), lo = Math.floor(x), hi = Math.ceil(x);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (x - lo); // numpy's linear interpolation
-}
-
-function describe(name: string, xs: number[], ps: number[]): Record<string, number> {
-  const s = [...xs].sort((a, b) => a - b), mean = s.length ? s.reduce((a, b) => a + b, 0) / s.length : 0;
-  const std = s.length ? Math.sqrt(s.reduce((a, b) => a + (b - mean) ** 2, 0) / s.length) : 0;
-  const out: Record<string, number> = { [`mean_${name}_ms`]: mean, [`median_${name}_ms`]: percentile(s, 50), [`std_${name}_ms`]: std };
-  for (const p of ps) out[`p${p}_${name}_ms`] = percentile(s, p);
-  return out;
-}
-
-export async function runBenchmark(a: LoadgenArgs): Promise<Record<string, unknown>> {
+/** The dataset's requests, lengths counted by the tokenizer. */
+export async function loadRequests(a: LoadgenArgs): Promise<BenchRequest[]> {
+  const tok = await loadTokenizer(a.tokenizer);
   const rand = mulberry32(a.seed);
-  const reqs = await loadRequests(a, rand);
-  const stop = new AbortController();
-  const timer = a.maxSeconds !== null ? setTimeout(() => stop.abort(), a.maxSeconds * 1000) : null;
-  let inFlight = 0;
-  const slotFreed: (() => void)[] = [];
-  stop.signal.addEventListener("abort", () => slotFreed.splice(0).forEach((f) => f()));
-  const t0 = performance.now();
-  const runs: Promise<Outcome>[] = [];
-  for (const r of reqs) {
-    if (stop.signal.aborted) break;
-    while (a.concurrency !== null && inFlight >= a.concurrency && !stop.signal.aborted) await new Promise<void>((res) => slotFreed.push(res));
-    if (stop.signal.aborted) break;
-    inFlight++;
-    runs.push(sendOne(a, r, stop.signal).finally(() => { inFlight--; slotFreed.shift()?.(); }));
-    if (a.requestRate !== Infinity) {
-      const wait = gamma(a.burstiness, 1 / (a.requestRate * a.burstiness), rand) * 1000;
-      await new Promise<void>((res) => { const t = setTimeout(res, wait); stop.signal.addEventListener("abort", () => { clearTimeout(t); res(); }, { once: true }); });
-    }
-  }
-  const outcomes = await Promise.all(runs);
-  if (timer) clearTimeout(timer);
-  const duration = (performance.now() - t0) / 1000;
-  const ok = outcomes.filter((o) => o.ok);
-  const tpots = ok.filter((o) => o.outputTokens > 1).map((o) => (o.e2el - o.ttft) / (o.outputTokens - 1));
-  const good = ok.filter((o) => (a.goodput.ttft === undefined || o.ttft <= a.goodput.ttft)
-    && (a.goodput.e2el === undefined || o.e2el <= a.goodput.e2el)
-    && (a.goodput.tpot === undefined || o.outputTokens <= 1 || (o.e2el - o.ttft) / (o.outputTokens - 1) <= a.goodput.tpot));
-  const totalIn = ok.reduce((s, o) => s + o.inputTokens, 0), totalOut = ok.reduce((s, o) => s + o.outputTokens, 0);
-  return {
-    date: new Date().toISOString(), backend: "openai", endpoint: a.endpoint, model_id: a.model, base_url: a.baseUrl,
-    num_prompts: a.numPrompts, request_rate: a.requestRate === Infinity ? "inf" : a.requestRate, burstiness: a.burstiness,
-    max_concurrency: a.concurrency, duration, completed: ok.length, failed: outcomes.length - ok.length,
-    not_sent: reqs.length - outcomes.length, total_input_tokens: totalIn, total_output_tokens: totalOut,
-    request_throughput: ok.length / duration, request_goodput: Object.keys(a.goodput).length ? good.length / duration : null,
-    output_throughput: totalOut / duration, total_token_throughput: (totalIn + totalOut) / duration,
-    ...describe("ttft", ok.map((o) => o.ttft), a.percentiles), ...describe("tpot", tpots, a.percentiles),
-    ...describe("itl", ok.flatMap((o) => o.itl), a.percentiles), ...describe("e2el", ok.map((o) => o.e2el), a.percentiles),
-    errors: [...new Set(outcomes.filter((o) => !o.ok).map((o) => o.error!))].slice(0, 10),
-  };
+  if (a.dataset === "sharegpt") return sharegptRequests(tok, a.datasetPath!, a.numPrompts, a.sharegptOutputLen, rand);
+  if (a.dataset === "custom") return fileRequests(tok, a.datasetPath!, a.numPrompts, a.outputLen);
+  return randomRequests(tok, { numPrompts: a.numPrompts, inputLen: a.inputLen, outputLen: a.outputLen, rangeRatio: a.rangeRatio, prefixLen: a.prefixLen }, rand);
 }
 
-export function formatTable(r: Record<string, unknown>, ps: number[]): string {
-  const row = (k: string, v: unknown) => `${k.padEnd(40)}${typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : String(v)}\n`;
-  const bar = (t: string) => `${t.padStart(25 + t.length / 2, "-").padEnd(50, "-")}\n`;
-  let s = `${"=".repeat(12)} Serving Benchmark Result ${"=".repeat(12)}\n`;
-  s += row("Successful requests:", r.completed) + row("Failed requests:", r.failed) + row("Benchmark duration (s):", r.duration);
-  s += row("Total input tokens:", r.total_input_tokens) + row("Total generated tokens:", r.total_output_tokens);
-  s += row("Request throughput (req/s):", r.request_throughput);
-  if (r.request_goodput !== null) s += row("Request goodput (req/s):", r.request_goodput);
-  s += row("Output token throughput (tok/s):", r.output_throughput) + row("Total Token throughput (tok/s):", r.total_token_throughput);
-  for (const [m, title] of [["ttft", "Time to First Token"], ["tpot", "Time per Output Token (excl. 1st token)"], ["itl", "Inter-token Latency"], ["e2el", "End-to-end Latency"]]) {
-    const M = m!.toUpperCase();
-    s += bar(title!) + row(`Mean ${M} (ms):`, r[`mean_${m}_ms`]) + row(`Median ${M} (ms):`, r[`median_${m}_ms`]);
-    for (const p of ps) s += row(`P${p} ${M} (ms):`, r[`p${p}_${m}_ms`]);
+/** The run's figures (vLLM's field names); with --plot, the latency histograms too. */
+export async function runBenchmark(a: LoadgenArgs): Promise<Record<string, unknown>> {
+  const reqs = await loadRequests(a);
+  const { result, outcomes } = await runRequests(a, reqs, mulberry32(a.seed + 1));
+  Object.assign(result, { dataset_name: a.dataset, shared_prefix_len: a.prefixLen });
+  if (a.plot) {
+    const ok = outcomes.filter((o) => o.ok);
+    const svg = latencySvg(`${a.model}: ${ok.length} requests, ${a.dataset} dataset, rate ${result.request_rate}`, [
+      { title: "TTFT", values: ok.map((o) => o.ttft) },
+      { title: "TPOT", values: ok.filter((o) => o.outputTokens > 1).map((o) => (o.e2el - o.ttft) / (o.outputTokens - 1)) },
+      { title: "ITL", values: ok.flatMap((o) => o.itl) },
+      { title: "E2EL", values: ok.map((o) => o.e2el) },
+    ]);
+    result.warnings = await writePlot(a.plot, svg);
   }
-  return s + "=".repeat(50) + "\n";
+  return result;
 }
 
 if (import.meta.main) {
+  let args: LoadgenArgs;
   try {
-    const args = parseCli(process.argv.slice(2));
+    args = parseCli(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`loadgen: ${(err as Error).message}\n${LOADGEN_USAGE}\n`);
+    process.exit(err instanceof UsageError ? 2 : 1);
+  }
+  if (args.help) {
+    process.stdout.write(LOADGEN_USAGE + "\n");
+    process.exit(0);
+  }
+  try {
     const result = await runBenchmark(args);
-    const table = formatTable(result, args.percentiles);
+    const table = formatTable(result, args.percentiles, args.metrics);
     if (args.json) { process.stderr.write(table); process.stdout.write(JSON.stringify(result, null, 2) + "\n"); }
     else process.stdout.write(table);
     if (args.saveResult) await Bun.write(args.saveResult, JSON.stringify(result, null, 2) + "\n");
+    for (const w of (result.warnings as string[] | undefined) ?? []) console.error(`warning: ${w}`);
     for (const e of result.errors as string[]) console.error(`error: ${e}`);
   } catch (err) {
     console.error(`loadgen: ${(err as Error).message}`);
-    process.exit(2);
+    process.exit(1);
   }
 }

@@ -2,7 +2,7 @@
 // library.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { parseCli, percentile, runBenchmark } from "../../scripts/loadgen.ts";
+import { parseCli, percentile, runBenchmark, UsageError } from "../../scripts/loadgen.ts";
 import { serveApp } from "../../src/gateway/server.ts";
 import { harness, type Harness, MODEL } from "./helpers.ts";
 
@@ -62,7 +62,7 @@ describe("loadgen", () => {
   test("percentiles interpolate like numpy; bad flags are refused", () => {
     expect(percentile([1, 2, 3, 4], 50)).toBe(2.5);
     expect(percentile([1, 2, 3, 4], 99)).toBeCloseTo(3.97, 10);
-    expect(() => parseCli(["--model", "m"])).toThrow();
+    expect(() => parseCli(["--base-url", base])).toThrow(UsageError); // --model is required; the URL has a default
     expect(() => parseCli(["--base-url", base, "--model", "m", "--goodput", "latency:5"])).toThrow();
     expect(() => parseCli(["--base-url", base, "--model", "m", "--endpoint", "embeddings"])).toThrow();
   });
