@@ -73,7 +73,7 @@ export class StepExecutor {
     this.specAccepted += accepted;
     seq.noteDrafts(drafted, accepted);
     seq.computed += accepted;
-    seq.draft = r.spec.draft;
+    seq.draft = seq.matcher ? [] : r.spec.draft; // constrained sequences do not draft
     this.sched.offerPages(seq, r.cache, r.spec.emitted.map((e) => e.token));
     for (const e of r.spec.emitted) {
       this.accept(seq, e.token, e.logprob, e.top);
