@@ -9,6 +9,14 @@ import { expectClose } from "./golden/suite.ts";
 const root = new URL("..", import.meta.url).pathname;
 const tiny = `${root}test/fixtures/tiny-dsv3`;
 
+/** A loopback port nothing listens on (bound, then released). */
+function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = s.port;
+  s.stop(true);
+  return port;
+}
+
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const p = Bun.spawn([process.execPath, `${root}src/cli.ts`, ...args], { stdout: "pipe", stderr: "pipe" });
   const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
@@ -108,4 +116,26 @@ describe("cli", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  test("serve refuses a --max-model-len the KV cache cannot hold (was silently clamped to it), before listening", async () => {
+    const r = await cli("serve", "--port", "0", "--max-model-len", "99999", "--kv-cache-tokens", "512");
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("--max-model-len 99999 is larger than the 512 tokens the KV cache can hold");
+    expect(r.err).toContain("usage: moe serve");
+    expect(r.err).not.toContain("listening");
+  }, 60_000);
+
+  // Nothing listens at the URL: each says what it waits for, then gives up with an error.
+  test("worker and serve --nats with no NATS server say what they wait for and give up after --nats-wait", async () => {
+    const url = `nats://127.0.0.1:${freePort()}`, scaling = `${root}configs/scaling/nats-2-expert-nodes.yaml`;
+    const [w, s] = await Promise.all([
+      cli("worker", "--model", `${root}models/fortune-dsv3`, "--scaling", scaling, "--node", "experts-a", "--nats", url, "--nats-wait", "3"),
+      cli("serve", "--scaling", scaling, "--port", "0", "--nats", url, "--nats-wait", "3"),
+    ]);
+    for (const r of [w, s]) {
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(`waiting up to 3 s (--nats-wait) for the NATS server at ${url}`);
+      expect(r.err).toContain(`no NATS server answered at ${url} within 3 s`);
+    }
+  }, 60_000);
 });
