@@ -1,9 +1,10 @@
 // A host: the actor cells of one location (the main thread, a Worker, a child process), plus the
 // routing decision every send makes: a target placed here is delivered by reference; any other
-// goes upstream to the system, which knows how to reach its location.
+// goes upstream to the system, which knows how to reach its location. The system may also deliver
+// an actor placed elsewhere (re-activated here while its own host is lost): it is served the same.
 //
 //   LocalHost(init, registry, upstream, emit) { deliver(name, msg, reply?), activate(name, restarted),
-//     tell(to, msg), ask(to, msg, opts?), stop() }
+//     passivate(name), tell(to, msg), ask(to, msg, opts?), stop() }
 //   Upstream { tell(to, msg), ask(to, msg, timeoutMs, retry) }; askTimeout(name, msg, ms)
 import {
   ActorError, type AskOptions, type Target, messageType, nameOf, parseId,
