@@ -149,6 +149,17 @@ describe("tools over /v1/chat/completions (openai client, DeepSeek-V3 tokenizer)
     expect(r.choices[0]!.finish_reason).toBe("tool_calls");
   });
 
+  test("a server that reads no tool calls (toolCallParser null) refuses tools, unless tool_choice is none", async () => {
+    const app = appAround(engine, tok, undefined, { chat: { toolCallParser: null } });
+    const ask = (extra: object) => app.request("/v1/chat/completions", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: MODEL, messages, tools, max_tokens: 2, ...extra }),
+    });
+    const refused = await ask({});
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: { param: string } }).error.param).toBe("tools");
+    expect((await ask({ tool_choice: "none" })).status).toBe(200);
+  });
+
   test("no tools: the same tokens are content (nothing is parsed)", async () => {
     const r = await client.chat.completions.create({ model: MODEL, messages, temperature: 0 });
     expect(r.choices[0]!.message.content).toBe(CALL_V3);
