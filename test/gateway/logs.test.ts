@@ -92,6 +92,23 @@ describe("JSON access log lines", () => {
     expect(typeof line.error).toBe("string");
   });
 
+  test("5xx: a 500 is an error line, with the details (never sent to the client) in a request_error line; a 503 a warning", async () => {
+    const { lines, log } = sink();
+    const h = await harness({ refuse: new Error("kernel failed at kernels/cpu/sample.c:76") as never }, { log });
+    const res = await post(h, "/v1/completions", comp, { "x-request-id": "log-500" });
+    expect(res.status).toBe(500);
+    expect(await res.text()).not.toContain("sample.c");
+    const all = lines.map((l) => JSON.parse(l)).filter((o) => o.request_id === "log-500");
+    expect(all.map((o) => o.event)).toEqual(["request_error", "request"]);
+    expect(all[0]).toMatchObject({ level: "error", status: 500 });
+    expect(all[0].error).toContain("sample.c:76");
+    expect(all[1]).toMatchObject({ level: "error", status: 500 });
+    expect(all[1].error).not.toContain("sample.c");
+    const busy = await harness({ refuse: new EngineError("no live host", "unavailable") }, { log });
+    expect((await post(busy, "/v1/completions", comp, { "x-request-id": "log-503" })).status).toBe(503);
+    expect(requestLines(lines, "log-503")[0]).toMatchObject({ level: "warn", status: 503 });
+  });
+
   test("aborts: a client gone before the answer (499), and a stream cut off mid-way (finish_reason abort)", async () => {
     const { lines, log } = sink();
     const h = await harness({ stepMs: 5 }, { log });
