@@ -44,7 +44,7 @@ function shownTools(body: ChatCompletionRequest, opts: ChatOptions): ChatComplet
   const tools = body.tools?.length ? body.tools : null;
   if (tools === null || body.tool_choice === "none") return null;
   if (opts.toolCallParser === null) {
-    throw ApiError.badRequest("This server reads no tool calls (started without --tool-call-parser); send tool_choice: \"none\" or no tools.",
+    throw ApiError.badRequest("This server reads no tool calls (it has no tool-call parser); send tool_choice: \"none\" or no tools.",
       "tools", "unsupported_parameter");
   }
   return tools;

@@ -46,7 +46,15 @@ function normalizeMessage(m: ChatMessage): Record<string, unknown> {
   // DeepSeek's templates render the calls of an assistant turn only when its content is none, and
   // OpenAI clients send "" as often as null there
   if (out.tool_calls !== undefined && out.content === "") out.content = null;
+  // templates concatenate the arguments as a string (OpenAI's form); some clients send an object
+  if (Array.isArray(out.tool_calls)) out.tool_calls = out.tool_calls.map(stringArguments);
   return out;
+}
+
+function stringArguments(call: unknown): unknown {
+  const f = (call as { function?: { arguments?: unknown } } | null)?.function;
+  if (!f || typeof f.arguments === "string" || f.arguments === undefined) return call;
+  return { ...(call as object), function: { ...f, arguments: JSON.stringify(f.arguments) } };
 }
 
 /** With a template that cannot show `tools`, they go in a system message of their own, after the

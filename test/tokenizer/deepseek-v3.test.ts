@@ -88,6 +88,9 @@ describe("DeepSeek-V3's tokenizer and template", async () => {
         '```json\n{"city":"Paris"}\n```<｜tool▁call▁end｜>' +
         '<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>{"sky":"sunny"}<｜tool▁output▁end｜><｜tool▁outputs▁end｜>',
     )).toBe(true);
+    // arguments sent as an object (some clients do) render as their JSON
+    const asObject = messages.map((m) => (m.tool_calls ? { ...m, tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: { city: "Paris" } } }] } : m));
+    expect(tok.applyChatTemplate(asObject, { addGenerationPrompt: true, tools: [WEATHER] })).toBe(text);
     const ids = tok.encodeChat(messages, { addGenerationPrompt: true });
     expect(ids).toContain(128806);
     expect(ids).toContain(128811);
