@@ -71,13 +71,18 @@ export interface RandomSpec {
 export function randomRequests(tok: Tokenizer, s: RandomSpec, rand: Rand): BenchRequest[] {
   const pool = ordinaryIds(tok);
   if (pool.length === 0) throw new Error("the tokenizer has no ordinary tokens to make random prompts of");
-  // the prefix ends a word and each prompt's own part starts one, so the server's tokenizer cuts
-  // the concatenation where it cut the prefix alone (its pages stay shareable)
-  const prefix = s.prefixLen > 0 ? textOfTokens(tok, s.prefixLen, pool, rand).text.trimEnd() + "\n" : "";
+  const prefix = s.prefixLen > 0 ? textOfTokens(tok, s.prefixLen, pool, rand) : { text: "", ids: [] };
   return Array.from({ length: s.numPrompts }, () => {
-    const own = textOfTokens(tok, around(s.inputLen, s.rangeRatio, rand), pool, rand).text;
-    const prompt = prefix + own;
-    return { prompt, promptLen: tok.encode(prompt, { addSpecialTokens: false }).length, outputLen: around(s.outputLen, s.rangeRatio, rand) };
+    const len = around(s.inputLen, s.rangeRatio, rand);
+    let prompt = "", ids: number[] = [];
+    // a prompt's own part may merge with the prefix where they meet: draw it again until the server's
+    // tokenizer sees the prefix's very tokens (so its KV pages can be shared) and the asked length
+    for (let attempt = 0; attempt < 8; attempt++) {
+      prompt = prefix.text + textOfTokens(tok, len, pool, rand).text;
+      ids = tok.encode(prompt, { addSpecialTokens: false });
+      if (ids.length === prefix.ids.length + len && prefix.ids.every((id, i) => ids[i] === id)) break;
+    }
+    return { prompt, promptLen: ids.length, outputLen: around(s.outputLen, s.rangeRatio, rand) };
   });
 }
 

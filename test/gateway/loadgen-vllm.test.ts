@@ -58,6 +58,7 @@ describe("loadgen speaks benchmark_serving", () => {
     const r = await runBenchmark(cli("--random-input-len", "16", "--shared-prefix-len", "48", "--random-output-len", "2", "--num-prompts", "4"));
     expect(r.completed).toBe(4);
     expect(r.shared_prefix_len).toBe(48);
+    expect(r.input_lens).toEqual([64, 64, 64, 64]); // the prefix's 48 tokens and each prompt's own 16
     const got = received(from);
     const prefix = got[0]!.slice(0, 1 + 48);
     for (const ids of got) {
