@@ -1,6 +1,7 @@
 // `moe generate`: one completion through the engine (flags: GENERATE below, or --help).
 import { ModelEngine } from "../engine/engine.ts";
 import { createBackend } from "./backend.ts";
+import { KV_CACHE_DTYPE_FLAG, kvCacheDtype } from "./kv-cache-flag.ts";
 import type { SamplingParams } from "../engine/types.ts";
 import { loadTokenizer } from "../tokenizer/index.ts";
 import { type CommandSpec, DEFAULT_MODEL, UsageError, intList, num, parseSpec } from "./args.ts";
@@ -23,6 +24,7 @@ export const GENERATE = {
     "ignore-eos": { type: "boolean", help: "keep generating past the end-of-sequence token" },
     speculative: { type: "string", arg: "mtp", help: "speculative decoding with the model's MTP layer" },
     "draft-tokens": { type: "string", arg: "K", help: "draft tokens per step with --speculative mtp (default 1)" },
+    "kv-cache-dtype": KV_CACHE_DTYPE_FLAG,
     json: { type: "boolean", help: "print {\"ids\", \"text\"} of the generated tokens as one JSON line" },
   },
   notes: "Give exactly one of --ids, --prompt, --chat.",
@@ -51,7 +53,10 @@ export async function generateCommand(argv: string[]): Promise<void> {
   if (a.speculative !== undefined && a.speculative !== "mtp") throw new UsageError(`--speculative ${a.speculative}: only "mtp" is supported`);
   const draftTokens = num(a["draft-tokens"], "draft-tokens", 1, (n) => Number.isInteger(n) && n > 0);
   const speculative = a.speculative === "mtp" ? { k: draftTokens } : undefined;
-  const backend = await createBackend({ model, scaling: a.scaling, mtp: speculative !== undefined, kvTokens: Math.max(prompt.length + maxTokens + 16, 256) });
+  const backend = await createBackend({
+    model, scaling: a.scaling, mtp: speculative !== undefined, kvTokens: Math.max(prompt.length + maxTokens + 16, 256),
+    kvCacheDtype: kvCacheDtype(a["kv-cache-dtype"]),
+  });
   const engine = new ModelEngine(backend, { speculative });
   try {
     const ids: number[] = [];

@@ -1,6 +1,7 @@
 // `moe logits`: raw logits as JSON. Row 0 is the last prompt position after prefill, then one
 // row per --decode token fed alone.
 import { createBackend } from "./backend.ts";
+import { KV_CACHE_DTYPE_FLAG, kvCacheDtype } from "./kv-cache-flag.ts";
 import { type CommandSpec, DEFAULT_MODEL, UsageError, intList, parseSpec } from "./args.ts";
 
 export const LOGITS = {
@@ -12,6 +13,7 @@ export const LOGITS = {
     ids: { type: "string", arg: "3,14,15", help: "the prompt as comma-separated token ids (required)" },
     decode: { type: "string", arg: "9,2,6", help: "tokens fed one at a time after the prompt, one row each" },
     mtp: { type: "boolean", help: "add mtp_logits: the MTP layer's row for every prompt position but the last" },
+    "kv-cache-dtype": KV_CACHE_DTYPE_FLAG,
   },
 } as const satisfies CommandSpec;
 
@@ -20,7 +22,9 @@ export async function logitsCommand(argv: string[]): Promise<void> {
   const ids = intList(a.ids, "--ids"), decode = intList(a.decode, "--decode");
   if (ids.length === 0) throw new UsageError("--ids is required (comma-separated token ids)");
   const total = ids.length + decode.length;
-  const backend = await createBackend({ model: a.model ?? DEFAULT_MODEL, scaling: a.scaling, kvTokens: Math.max(total, 16) * 2, mtp: a.mtp });
+  const backend = await createBackend({
+    model: a.model ?? DEFAULT_MODEL, scaling: a.scaling, kvTokens: Math.max(total, 16) * 2, mtp: a.mtp, kvCacheDtype: kvCacheDtype(a["kv-cache-dtype"]),
+  });
   try {
     const V = backend.config.vocab_size;
     for (const id of [...ids, ...decode]) if (id >= V) throw new UsageError(`token id ${id} is outside the vocabulary [0, ${V})`);

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { progress } from "../progress.ts";
 import { loadTokenizer } from "../tokenizer/index.ts";
 import { createBackend } from "./backend.ts";
+import { KV_CACHE_DTYPE_FLAG, kvCacheDtype } from "./kv-cache-flag.ts";
 import { type CommandSpec, DEFAULT_MODEL, UsageError, num, parseSpec } from "./args.ts";
 
 export const PERPLEXITY = {
@@ -20,6 +21,7 @@ export const PERPLEXITY = {
     context: { type: "string", arg: "L", help: "window length: tokens read per window (default 256)" },
     windows: { type: "string", arg: "N", help: "windows to score (default: every whole window of the stream)" },
     batch: { type: "string", arg: "B", help: "windows run together in one step (default 4)" },
+    "kv-cache-dtype": KV_CACHE_DTYPE_FLAG,
     json: { type: "boolean", help: "print {\"loss\", \"perplexity\", \"tokens\", \"windows\"} as one JSON line" },
   },
   notes: "Give exactly one of --tokens, --text.",
@@ -58,7 +60,7 @@ export async function perplexityCommand(argv: string[]): Promise<void> {
   if (available === 0) throw new UsageError(`the stream has ${tokens.length} tokens: fewer than one window of --context ${L} plus one`);
   const windows = num(a.windows, "windows", available, (n) => Number.isInteger(n) && n > 0 && n <= available);
   const B = num(a.batch, "batch", 4, (n) => Number.isInteger(n) && n > 0);
-  const backend = await createBackend({ model, scaling: a.scaling, kvTokens: B * (L + 16) });
+  const backend = await createBackend({ model, scaling: a.scaling, kvTokens: B * (L + 16), kvCacheDtype: kvCacheDtype(a["kv-cache-dtype"]) });
   const perSeq = Math.ceil(L / backend.pageSize);
   const shown = progress("perplexity", windows, { unit: "count" });
   let nll = 0, scored = 0;

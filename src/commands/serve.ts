@@ -15,6 +15,7 @@ import { inlineEncoder, sizedEncoder } from "../tokenizer/prompt.ts";
 import { Logger, parseLogFormat, parseLogLevel } from "../log.ts";
 import { engineLogHooks, logRuntimeEvents, routeConsole } from "./serve-log.ts";
 import { createBackend } from "./backend.ts";
+import { kvCacheDtype } from "./kv-cache-flag.ts";
 import { natsTransportsFor } from "./worker.ts";
 import { DEFAULT_MODEL, DEFAULT_SCALING, UsageError, num, parse } from "./args.ts";
 
@@ -22,8 +23,9 @@ type Transports = Awaited<ReturnType<typeof natsTransportsFor>>;
 
 export const SERVE_USAGE = `usage: moe serve [--model DIR] [--scaling FILE] [--host H] [--port P] [--served-model-name NAME]
   [--api-key K1,K2 (or MOE_API_KEY)] [--metrics-public] [--request-timeout SECONDS] [--drain-timeout SECONDS (30)]
-  [--max-model-len N] [--kv-cache-tokens N] [--max-num-batched-tokens N] [--max-num-seqs N] [--max-waiting N]
-  [--speculative mtp --draft-tokens K] [--tokenizer-workers N (2)] [--nats URL] [--nats-creds FILE] [--nats-wait S (30)]
+  [--max-model-len N] [--kv-cache-tokens N] [--kv-cache-dtype auto|f32|bf16|fp8 (auto)] [--max-num-batched-tokens N]
+  [--max-num-seqs N] [--max-waiting N] [--speculative mtp --draft-tokens K] [--tokenizer-workers N (2)]
+  [--nats URL] [--nats-creds FILE] [--nats-wait S (30)]
   [--no-prefix-caching] [--allowed-origins ORIGIN1,ORIGIN2 (CORS; none by default, * for any)]
   [--reasoning-parser deepseek_r1 (none)] [--tool-call-parser deepseek_v3|deepseek_v31 (deepseek_v3)]
   [--log-format text|json (text)] [--log-level debug|info|warn|error (info)] [-h|--help]
@@ -33,7 +35,7 @@ Logs go to stderr: a line per request (a stream's when it ends), preemption and 
 export const SERVE_OPTIONS = {
   model: { type: "string" }, scaling: { type: "string" }, host: { type: "string" }, port: { type: "string" },
   "served-model-name": { type: "string" }, "api-key": { type: "string" }, "max-model-len": { type: "string" },
-  "kv-cache-tokens": { type: "string" }, "max-num-batched-tokens": { type: "string" }, "max-num-seqs": { type: "string" },
+  "kv-cache-tokens": { type: "string" }, "kv-cache-dtype": { type: "string" }, "max-num-batched-tokens": { type: "string" }, "max-num-seqs": { type: "string" },
   "max-waiting": { type: "string" }, speculative: { type: "string" }, "draft-tokens": { type: "string" },
   nats: { type: "string" }, "nats-creds": { type: "string" }, "nats-wait": { type: "string" }, "metrics-public": { type: "boolean" },
   "request-timeout": { type: "string" }, "drain-timeout": { type: "string" }, "tokenizer-workers": { type: "string" },
@@ -54,6 +56,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const speculative = a.speculative === "mtp" ? { k: draftTokens } : undefined;
   const scaling = a.scaling ?? DEFAULT_SCALING;
   const kvTokens = num(a["kv-cache-tokens"], "kv-cache-tokens", 16384, pos);
+  const kvDtype = kvCacheDtype(a["kv-cache-dtype"]);
   const maxModelLen = a["max-model-len"] ? num(a["max-model-len"], "max-model-len", 0, pos) : undefined;
   // vLLM refuses a context the KV cache cannot hold instead of quietly serving a shorter one.
   if (maxModelLen !== undefined && maxModelLen > kvTokens)
@@ -134,7 +137,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     // Configs that place actors on node:NAME reach them over NATS (--nats or NATS_URL, with the
     // credentials in the URL or --nats-creds FILE); others get none.
     transports = scaling === "direct" ? [] : await natsTransportsFor(scaling, a.nats, undefined, a["nats-creds"], natsWaitS);
-    const backend = await createBackend({ model, mtp: speculative !== undefined, scaling, transports, kvTokens });
+    const backend = await createBackend({ model, mtp: speculative !== undefined, scaling, transports, kvTokens, kvCacheDtype: kvDtype });
     logRuntimeEvents(log, backend);
     const engine = new ModelEngine(backend, engineOptions);
     loading.loaded(engine);
