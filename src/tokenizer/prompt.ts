@@ -51,7 +51,9 @@ export function inlineEncoder(codec: JobCodec): PromptEncoder {
 /** The characters a job hands the tokenizer, near enough (a chat template adds a little). */
 function jobChars(job: EncodeJob): number {
   if (job.kind === "text") return job.text.length;
-  return job.messages.reduce((n, m) => n + (m.content?.length ?? 0), 0);
+  // tools are rendered into the prompt too (their schemas can be long)
+  const tools = job.tools?.length ? JSON.stringify(job.tools).length : 0;
+  return job.messages.reduce((n, m) => n + (m.content?.length ?? 0), tools);
 }
 
 /** Small prompts inline (a worker round trip costs more than tokenizing ~2 KB, and they must not

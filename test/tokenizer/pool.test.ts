@@ -89,6 +89,8 @@ describe("sizedEncoder", () => {
     await enc.encode({ kind: "text", text: "x".repeat(11), addSpecialTokens: true, limit: 100 });
     await enc.encode({ kind: "chat", messages: [{ role: "user", content: "hi" }, { role: "user", content: null }], addGenerationPrompt: true, limit: 100 });
     await enc.encode({ kind: "chat", messages: [{ role: "user", content: "123456" }, { role: "user", content: "789012" }], addGenerationPrompt: true, limit: 100 });
-    expect(seen).toEqual(["inline", "pool", "inline", "pool"]);
+    const tools = [{ type: "function", function: { name: "f", parameters: { type: "object" } } }];
+    await enc.encode({ kind: "chat", messages: [{ role: "user", content: "hi" }], addGenerationPrompt: true, tools, limit: 100 });
+    expect(seen).toEqual(["inline", "pool", "inline", "pool", "pool"]); // the tools are part of the prompt
   });
 });
