@@ -70,6 +70,7 @@ test("serve --log-format json: every stderr line is a JSON object; requests, pre
   const ok = await until("the 200's line", () => requestLine(lines, "e2e-ok"), lines);
   expect(ok).toMatchObject({ level: "info", msg: "request", method: "POST", path: "/v1/completions", status: 200, completion_tokens: 4, finish_reason: "length" });
   expect(ok.prompt_tokens).toBeGreaterThan(0);
+  expect(ok.client).toBe("127.0.0.1");
   expect(ok.ttft_ms).toBeGreaterThan(0);
   expect(ok.total_ms).toBeGreaterThanOrEqual(ok.ttft_ms);
   expect(requestLine(lines, "e2e-bad")).toMatchObject({ status: 400, prompt_tokens: null });

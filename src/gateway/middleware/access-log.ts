@@ -41,6 +41,7 @@ export function accessLog(log: Logger): MiddlewareHandler<GatewayEnv> {
   return async function accessLogMiddleware(c, next) {
     const tally = new RequestTally(performance.now());
     c.set("tally", tally);
+    const client = clientAddress(c.env, c.req.raw); // now: a stream's socket may be gone at its end
     await next();
     const status = c.res.status;
     const stream = c.res.headers.get("content-type")?.startsWith("text/event-stream") ?? false;
@@ -56,6 +57,7 @@ export function accessLog(log: Logger): MiddlewareHandler<GatewayEnv> {
         path: c.req.path,
         status,
         request_id: c.get("requestId"),
+        client,
         prompt_tokens: tally.promptTokens,
         completion_tokens: tally.promptTokens === null ? null : tally.completionTokens,
         ttft_ms: tally.firstTokenMs === null ? null : round(tally.firstTokenMs - tally.startMs),
@@ -72,6 +74,16 @@ export function accessLog(log: Logger): MiddlewareHandler<GatewayEnv> {
       line("end");
     }
   };
+}
+
+/** The peer's address when served by Bun.serve (which hands app.fetch its server as env); not in
+ * app.request() tests. */
+function clientAddress(env: unknown, req: Request): string | undefined {
+  try {
+    return (env as { requestIP?: (r: Request) => { address: string } | null } | undefined)?.requestIP?.(req)?.address;
+  } catch {
+    return undefined;
+  }
 }
 
 function round(ms: number): number {
