@@ -15,8 +15,9 @@ export interface ByteAutomaton<S = unknown> {
   /** Equal keys, equal futures: the key under which masks are cached. */
   key(s: S): string;
   /** When s is between characters of a JSON string: how many more characters it may take (any
-   * plain content token that fits leaves it in a state as good as s). Else -1. */
-  freeText?(s: S): number;
+   * plain content token that fits leaves it in a state as good as s) and how many it still must
+   * (minLength). Else null. */
+  freeText?(s: S): { max: number; short: number } | null;
 }
 
 /** UTF-8 validity as a tiny state machine: how many continuation bytes are still due, and the

@@ -68,9 +68,9 @@ export class JsonAutomaton implements ByteAutomaton<Stack> {
     return m;
   }
 
-  freeText(st: Stack): number {
+  freeText(st: Stack): { max: number; short: number } | null {
     const f = st.f;
-    return f.k === "str" && f.o && !f.end && f.e === 0 && f.u.need === 0 ? f.n.max - f.c : -1;
+    return f.k === "str" && f.o && !f.end && f.e === 0 && f.u.need === 0 ? { max: f.n.max - f.c, short: Math.max(0, f.n.min - f.c) } : null;
   }
 
   key(st: Stack): string {

@@ -47,20 +47,18 @@ export class MaskCache {
  * minClose among the tokens the grammar allows. Inside a JSON string, plain content tokens are
  * taken as a set and only the others are walked. */
 export function walk<S>(a: ByteAutomaton<S>, s0: S, vocab: TokenVocab, room: number, out: Uint32Array): number {
-  const k = a.freeText?.(s0) ?? -1;
-  if (k >= 0) {
-    // plain content never adds closing bytes (it may only satisfy minLength sooner)
-    const need0 = a.minClose(s0);
-    if (need0 <= room) {
-      const c = contentTokens(vocab);
-      if (k > 0) {
-        const m = contentUpTo(c, k, out.length);
-        for (let i = 0; i < out.length; i++) out[i] |= m[i];
-      }
-      return Math.max(k > 0 ? need0 : 0, walkTrie(a, s0, c.rest, room, out));
-    }
+  const free = a.freeText?.(s0) ?? null;
+  if (!free) return walkTrie(a, s0, vocab.trie, room, out);
+  // A plain content token of n characters leaves need0 - min(n, short) closing bytes (it can only
+  // meet minLength sooner), so it fits the budget when min(n, short) >= need0 - room.
+  const c = contentTokens(vocab), need0 = a.minClose(s0), d = need0 - room;
+  if (free.max > 0 && d <= 0) {
+    const m = contentUpTo(c, free.max, out.length);
+    for (let i = 0; i < out.length; i++) out[i] |= m[i];
+  } else if (free.max > 0 && d <= free.short) {
+    for (let t = 0; t < c.chars.length; t++) if (c.chars[t] >= d && c.chars[t] <= free.max) out[t >>> 5] |= 1 << (t & 31);
   }
-  return walkTrie(a, s0, vocab.trie, room, out);
+  return Math.max(free.max > 0 ? need0 : 0, walkTrie(a, s0, c.rest, room, out));
 }
 
 function walkTrie<S>(a: ByteAutomaton<S>, s0: S, trie: TokenTrie, room: number, out: Uint32Array): number {

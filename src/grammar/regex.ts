@@ -210,21 +210,43 @@ function build(ast: Ast): Nfa {
 }
 
 export interface RegexState {
-  set: readonly number[]; // sorted NFA states (closed under empty moves)
+  id: number; // the interned set of NFA states (closed under empty moves)
   u: Utf8; // a character in progress
 }
 
+/** The NFA run as a lazily built DFA: each distinct state set gets an id, and its moves on ASCII
+ * characters are a table, so the mask walk costs one array read per trie edge. */
 export class RegexAutomaton implements ByteAutomaton<RegexState> {
   readonly init: RegexState;
   private readonly nfa: Nfa;
   private readonly dist: Float64Array; // fewest bytes from each NFA state to acceptance
-  private readonly moves = new Map<string, readonly number[] | null>();
+  private readonly sets: (readonly number[])[] = [];
+  private readonly setIds = new Map<string, number>();
+  private readonly ascii: Int32Array[] = []; // per set: next set id on each ASCII byte (-1 none, -2 not yet known)
+  private readonly wide = new Map<string, number>(); // moves on other code points
+  private readonly closeDist: number[] = [];
 
   constructor(readonly source: string) {
     this.nfa = build(new Parser(source).parse());
     this.dist = distances(this.nfa);
-    this.init = { set: this.close([this.nfa.start]), u: UTF8_IDLE };
+    this.init = { id: this.intern(this.close([this.nfa.start])), u: UTF8_IDLE };
     if (!Number.isFinite(this.minClose(this.init))) throw new GrammarError(`regex ${JSON.stringify(source)} matches nothing`);
+  }
+
+  private intern(set: number[]): number {
+    const k = set.join(",");
+    let id = this.setIds.get(k);
+    if (id === undefined) {
+      if (this.sets.length >= MAX_STATES * 4) throw new GrammarError("regex needs too many states");
+      id = this.sets.length;
+      this.sets.push(set);
+      this.setIds.set(k, id);
+      this.ascii.push(new Int32Array(128).fill(-2));
+      let m = Infinity;
+      for (const q of set) m = Math.min(m, this.dist[q]);
+      this.closeDist.push(m);
+    }
+    return id;
   }
 
   private close(states: Iterable<number>): number[] {
@@ -238,27 +260,41 @@ export class RegexAutomaton implements ByteAutomaton<RegexState> {
     return [...seen].filter((s) => this.nfa.edges[s].length || s === this.nfa.accept).sort((a, b) => a - b);
   }
 
-  private move(set: readonly number[], cp: number): readonly number[] | null {
-    const k = `${set.join(",")};${cp}`;
-    let r = this.moves.get(k);
-    if (r !== undefined) return r;
+  private moveSlow(id: number, cp: number): number {
     const next: number[] = [];
-    for (const s of set) for (const e of this.nfa.edges[s]) if (e.r.some(([a, b]) => cp >= a && cp <= b)) next.push(e.to);
-    r = next.length ? this.close(next) : null;
-    if (this.moves.size > 65536) this.moves.clear();
-    this.moves.set(k, r);
+    for (const s of this.sets[id]) for (const e of this.nfa.edges[s]) if (e.r.some(([a, b]) => cp >= a && cp <= b)) next.push(e.to);
+    return next.length ? this.intern(this.close(next)) : -1;
+  }
+
+  private move(id: number, cp: number): number {
+    if (cp < 128) {
+      const row = this.ascii[id];
+      if (row[cp] === -2) row[cp] = this.moveSlow(id, cp);
+      return row[cp];
+    }
+    const k = `${id};${cp}`;
+    let r = this.wide.get(k);
+    if (r === undefined) {
+      r = this.moveSlow(id, cp);
+      if (this.wide.size > 65536) this.wide.clear();
+      this.wide.set(k, r);
+    }
     return r;
   }
 
   step(s: RegexState, b: number): RegexState | null {
+    if (s.u.need === 0 && b < 0x80) {
+      const id = this.move(s.id, b);
+      return id < 0 ? null : { id, u: UTF8_IDLE };
+    }
     const r = utf8Step(s.u, b);
     if (!r) return null;
     if ("cp" in r) {
-      const set = this.move(s.set, r.cp);
-      return set ? { set, u: UTF8_IDLE } : null;
+      const id = this.move(s.id, r.cp);
+      return id < 0 ? null : { id, u: UTF8_IDLE };
     }
     const [lo, hi] = cpRange(r.partial);
-    return this.some(s.set, lo, hi) ? { set: s.set, u: r.partial } : null;
+    return this.some(this.sets[s.id], lo, hi) ? { id: s.id, u: r.partial } : null;
   }
 
   private some(set: readonly number[], lo: number, hi: number): boolean {
@@ -267,22 +303,19 @@ export class RegexAutomaton implements ByteAutomaton<RegexState> {
   }
 
   accepting(s: RegexState): boolean {
-    return s.u.need === 0 && s.set.includes(this.nfa.accept);
+    return s.u.need === 0 && this.sets[s.id].includes(this.nfa.accept);
   }
 
   minClose(s: RegexState): number {
+    if (s.u.need === 0) return this.closeDist[s.id];
     let m = Infinity;
-    if (s.u.need === 0) {
-      for (const q of s.set) m = Math.min(m, this.dist[q]);
-      return m;
-    }
     const [lo, hi] = cpRange(s.u);
-    for (const q of s.set) for (const e of this.nfa.edges[q]) if (e.r.some(([a, b]) => a <= hi && b >= lo)) m = Math.min(m, s.u.need + this.dist[e.to]);
+    for (const q of this.sets[s.id]) for (const e of this.nfa.edges[q]) if (e.r.some(([a, b]) => a <= hi && b >= lo)) m = Math.min(m, s.u.need + this.dist[e.to]);
     return m;
   }
 
   key(s: RegexState): string {
-    return `${s.set.join(",")};${utf8Key(s.u)}`;
+    return `${s.id};${utf8Key(s.u)}`;
   }
 }
 

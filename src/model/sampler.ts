@@ -29,14 +29,20 @@ export function plainGreedy(s: SampleSpec): boolean {
 export function applyMask(logits: Float32Array, mask: Uint32Array): Float32Array {
   const V = logits.length;
   if (mask.length < Math.ceil(V / 32)) throw new Error(`the token mask has ${mask.length} words for a vocabulary of ${V}`);
-  const out = logits.slice();
+  const out = new Float32Array(V).fill(-Infinity);
   let any = false;
-  for (let w = 0, v = 0; v < V; w++, v += 32) {
-    const bits = mask[w], end = Math.min(v + 32, V);
-    if (bits === 0) out.fill(-Infinity, v, end);
-    else {
-      any = true;
-      if (bits !== 0xffffffff) for (let t = v; t < end; t++) if (!((bits >>> (t - v)) & 1)) out[t] = -Infinity;
+  for (let w = 0, base = 0; base < V; w++, base += 32) {
+    let bits = mask[w] | 0;
+    if (bits === 0) continue;
+    any = true;
+    if (bits === -1 && base + 32 <= V) {
+      for (let t = base; t < base + 32; t++) out[t] = logits[t];
+      continue;
+    }
+    while (bits !== 0) { // the set bits, lowest first
+      const low = bits & -bits, t = base + 31 - Math.clz32(low);
+      if (t < V) out[t] = logits[t];
+      bits ^= low;
     }
   }
   if (!any) throw new Error("the grammar allows no token here");
