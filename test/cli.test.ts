@@ -28,7 +28,8 @@ describe("cli", () => {
 
   test("logits: prefill row then one row per decode token", async () => {
     const prompt = g.ids("decode.prompt"), fed = g.ids("decode.fed_tokens").slice(0, 3);
-    const r = await cli("logits", "--model", tiny, "--ids", prompt.join(","), "--decode", fed.join(","));
+    // The goldens are fp32 reference outputs: the checks against them keep an f32 KV cache.
+    const r = await cli("logits", "--model", tiny, "--ids", prompt.join(","), "--decode", fed.join(","), "--kv-cache-dtype", "f32");
     expect(r.code).toBe(0);
     const { logits } = JSON.parse(r.out) as { logits: number[][] };
     expect(logits.length).toBe(4);
@@ -39,7 +40,7 @@ describe("cli", () => {
 
   test("logits --mtp adds one MTP row per prompt position but the last", async () => {
     const tokens = g.ids("mtp.tokens");
-    const r = await cli("logits", "--model", tiny, "--ids", tokens.join(","), "--mtp");
+    const r = await cli("logits", "--model", tiny, "--ids", tokens.join(","), "--mtp", "--kv-cache-dtype", "f32");
     expect(r.code).toBe(0);
     const { mtp_logits } = JSON.parse(r.out) as { mtp_logits: number[][] };
     expect(mtp_logits.length).toBe(tokens.length - 1);
@@ -48,7 +49,7 @@ describe("cli", () => {
 
   test("generate --json: greedy ids equal the golden continuation", async () => {
     const want = (g.json.batch.completions_if_eos_id_were_1 as number[][])[1];
-    const r = await cli("generate", "--model", tiny, "--ids", g.ids("batch.prompt1").join(","), "--max-tokens", String(want.length), "--json");
+    const r = await cli("generate", "--model", tiny, "--ids", g.ids("batch.prompt1").join(","), "--max-tokens", String(want.length), "--json", "--kv-cache-dtype", "f32");
     expect(r.code).toBe(0);
     const out = JSON.parse(r.out) as { ids: number[]; text: string };
     expect(out.ids).toEqual(want);
@@ -72,7 +73,7 @@ describe("cli", () => {
   });
 
   test("perplexity on the first 32 windows matches the reference within 0.1%", async () => {
-    const r = await cli("perplexity", "--tokens", `${root}test/fixtures/fortune-dsv3/eval/val.json`, "--windows", "32", "--json");
+    const r = await cli("perplexity", "--tokens", `${root}test/fixtures/fortune-dsv3/eval/val.json`, "--windows", "32", "--json", "--kv-cache-dtype", "f32");
     expect(r.code).toBe(0);
     const out = JSON.parse(r.out) as { loss: number; perplexity: number; tokens: number };
     expect(out.tokens).toBe(8192);
