@@ -26,7 +26,7 @@ function run(args: string[]): { code: number; out: string; err: string } {
 }
 
 /** The flags a parseArgs table accepts, as a user types them. */
-const flagsOf = (table: Record<string, { short?: string }>) => Object.keys(table).map((n) => `--${n}`);
+const flagsOf = (table: object) => Object.keys(table).map((n) => `--${n}`);
 
 function expectListed(text: string, flags: string[], what: string): void {
   for (const f of flags) {
@@ -37,7 +37,7 @@ function expectListed(text: string, flags: string[], what: string): void {
 
 /** The commands, each with the table it parses argv with. serve's table is bare (its usage is
  * written by hand: SERVE_USAGE); the others are CommandSpecs whose usage is generated. */
-const commandTables: Record<string, Record<string, { short?: string }>> = {
+const commandTables: Record<string, object> = {
   serve: SERVE_OPTIONS,
   generate: GENERATE.flags,
   logits: LOGITS.flags,
@@ -102,7 +102,7 @@ describe("moe --help", () => {
       [["generate", "--max-tokens", "4"], /exactly one of --ids, --prompt, --chat/],
       [["perplexity"], /exactly one of --tokens FILE, --text FILE/],
       [["logits"], /--ids is required/],
-      [["worker", "--model", "models/fortune-dsv3"], /--model DIR --scaling FILE --node NAME/],
+      [["worker", "--node", "experts-a"], /worker needs --scaling FILE --node NAME/],
       [["serve", "--port", "http"], /--port/],
     ];
     for (const [args, message] of cases) {

@@ -19,7 +19,7 @@ import type { HostInit } from "../runtime/frames.ts";
 import { serveNode } from "../runtime/nats-node.ts";
 import { maskUrl, natsConnect } from "../runtime/nats-connect.ts";
 import { DEFAULT_NATS_URL, NatsTransport } from "../runtime/nats-transport.ts";
-import { type CommandSpec, UsageError, parseSpec } from "./args.ts";
+import { type CommandSpec, DEFAULT_MODEL, UsageError, parseSpec } from "./args.ts";
 import { ACTOR_REGISTRY } from "./backend.ts";
 
 export function natsUrl(flag?: string): string {
@@ -64,7 +64,7 @@ export const WORKER = {
   name: "moe worker",
   summary: "Serves the actors a scaling config places on node:NAME, reached by the gateway (moe serve, same config) over NATS, until SIGINT/SIGTERM.",
   flags: {
-    model: { type: "string", arg: "DIR", help: "model directory on this host (required)" },
+    model: { type: "string", arg: "DIR", help: "model directory on this host (default: the bundled models/fortune-dsv3)" },
     scaling: { type: "string", arg: "FILE", help: "the gateway's scaling config (required)" },
     node: { type: "string", arg: "NAME", help: "which node:NAME of the config this process is (required)" },
     nats: { type: "string", arg: "URL", help: `NATS server, credentials in the URL (default NATS_URL, else ${DEFAULT_NATS_URL})` },
@@ -77,8 +77,8 @@ export const WORKER = {
 
 export async function workerCommand(argv: string[]): Promise<void> {
   const a = parseSpec(argv, WORKER);
-  if (!a.model || !a.scaling || !a.node) throw new UsageError("worker needs --model DIR --scaling FILE --node NAME");
-  const model = resolve(a.model);
+  if (!a.scaling || !a.node) throw new UsageError("worker needs --scaling FILE --node NAME");
+  const model = resolve(a.model ?? DEFAULT_MODEL); // like every model command (the README runs it so)
   const node = a.node;
   // Check the config here, so a typo in --node fails at once rather than waiting for an init.
   const config = loadModelConfig(`${model}/config.json`);
