@@ -14,6 +14,7 @@ import { TokenizerPool } from "../tokenizer/pool.ts";
 import { inlineEncoder, sizedEncoder } from "../tokenizer/prompt.ts";
 import { Logger, parseLogFormat, parseLogLevel } from "../log.ts";
 import { engineLogHooks, logRuntimeEvents, routeConsole } from "./serve-log.ts";
+import { startStatsLog } from "./stats-log.ts";
 import { createBackend } from "./backend.ts";
 import { kvCacheDtype } from "./kv-cache-flag.ts";
 import { natsTransportsFor } from "./worker.ts";
@@ -28,8 +29,8 @@ export const SERVE_USAGE = `usage: moe serve [--model DIR] [--scaling FILE] [--h
   [--nats URL] [--nats-creds FILE] [--nats-wait S (30)]
   [--no-prefix-caching] [--allowed-origins ORIGIN1,ORIGIN2 (CORS; none by default, * for any)]
   [--reasoning-parser deepseek_r1 (none)] [--tool-call-parser deepseek_v3|deepseek_v31 (deepseek_v3)]
-  [--log-format text|json (text)] [--log-level debug|info|warn|error (info)] [-h|--help]
-Logs go to stderr: a line per request (a stream's when it ends), preemption and runtime event.`;
+  [--log-format text|json (text)] [--log-level debug|info|warn|error (info)] [--disable-log-stats] [-h|--help]
+Logs go to stderr: a line per request (a stream's when it ends), preemption and runtime event, and engine stats every 10 s while busy.
 
 /** Every flag serve accepts (test/help.test.ts checks SERVE_USAGE names each one). */
 export const SERVE_OPTIONS = {
@@ -41,7 +42,7 @@ export const SERVE_OPTIONS = {
   "request-timeout": { type: "string" }, "drain-timeout": { type: "string" }, "tokenizer-workers": { type: "string" },
   "no-prefix-caching": { type: "boolean" }, "allowed-origins": { type: "string" },
   "reasoning-parser": { type: "string" }, "tool-call-parser": { type: "string" },
-  "log-format": { type: "string" }, "log-level": { type: "string" },
+  "log-format": { type: "string" }, "log-level": { type: "string" }, "disable-log-stats": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -141,6 +142,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     logRuntimeEvents(log, backend);
     const engine = new ModelEngine(backend, engineOptions);
     loading.loaded(engine);
+    if (!a["disable-log-stats"]) startStatsLog(log, () => engine.stats());
   } catch (err) {
     if (stopping) return new Promise(() => {}); // a signal came during the load: stop() exits
     loading.failed((err as Error).message);
