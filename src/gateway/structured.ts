@@ -4,15 +4,15 @@
 // so repeated schemas cost nothing after the first request.
 import type { ModelInfo } from "../engine/types.ts";
 import {
-  compileChoice, compileJsonObject, compileJsonSchema, compileRegex, type Grammar, GrammarError, type TokenSource,
-  type TokenVocab, vocabFromTokenizer,
+  compileChoice, compileJsonObject, compileJsonSchema, compileRegex, type Grammar, GrammarError, sharedVocab, type TokenSource,
+  type TokenVocab,
 } from "../grammar/index.ts";
 import type { TextCodec } from "./codec.ts";
 import { ApiError } from "./errors.ts";
 import type { StructuredFields } from "./schemas.ts";
 
 const GRAMMARS_KEPT = 64;
-const vocabs = new WeakMap<object, { vocab: TokenVocab; grammars: Map<string, Grammar> }>();
+const grammarsOf = new WeakMap<TokenVocab, Map<string, Grammar>>();
 
 function isTokenSource(c: unknown): c is TokenSource {
   const t = c as Partial<TokenSource>;
@@ -20,15 +20,13 @@ function isTokenSource(c: unknown): c is TokenSource {
 }
 
 /** The vocabulary the masks are made over: the model's size, the tokenizer's bytes (built once
- * per tokenizer; ~130k tokens take a fraction of a second). */
+ * per tokenizer and shared with the tool-call constraint), and the grammars compiled over it. */
 export function vocabOf(codec: TextCodec, info: ModelInfo): { vocab: TokenVocab; grammars: Map<string, Grammar> } {
-  let v = vocabs.get(codec);
-  if (!v || v.vocab.size !== info.vocab_size) {
-    if (!isTokenSource(codec)) throw ApiError.badRequest("Structured output needs the tokenizer's vocabulary, which this server's tokenizer does not expose.", "response_format");
-    v = { vocab: vocabFromTokenizer(codec, info.vocab_size, [info.eos_token_id]), grammars: new Map() };
-    vocabs.set(codec, v);
-  }
-  return v;
+  if (!isTokenSource(codec)) throw ApiError.badRequest("Structured output needs the tokenizer's vocabulary, which this server's tokenizer does not expose.", "response_format");
+  const vocab = sharedVocab(codec, info.vocab_size, [info.eos_token_id]);
+  let grammars = grammarsOf.get(vocab);
+  if (!grammars) grammarsOf.set(vocab, (grammars = new Map()));
+  return { vocab, grammars };
 }
 
 /** What the request asks the output to be, as [param, cache key, compile]; null for free text. */

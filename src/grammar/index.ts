@@ -19,7 +19,7 @@ import type { TokenVocab } from "./vocab.ts";
 export { Grammar, Matcher } from "./grammar.ts";
 export { GrammarError } from "./schema.ts";
 export { allowed, maskWords } from "./mask.ts";
-export { makeVocab, vocabFromTokenizer, type TokenVocab, type TokenSource } from "./vocab.ts";
+export { makeVocab, sharedVocab, vocabFromTokenizer, type TokenVocab, type TokenSource } from "./vocab.ts";
 
 /** One piece of a sequence: fixed token ids, a fixed text, or a byte automaton. */
 export type Piece = { tokens: readonly number[] } | { text: string } | { auto: ByteAutomaton; name: string };

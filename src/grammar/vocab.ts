@@ -168,3 +168,16 @@ export function vocabFromTokenizer(t: TokenSource, size: number, end: readonly n
   }
   return makeVocab(size, bytes, end);
 }
+
+const shared = new WeakMap<object, TokenVocab>();
+
+/** vocabFromTokenizer, built once per tokenizer object and model size (the trie of a 129k
+ * vocabulary takes most of a second and some megabytes: every grammar user shares it). */
+export function sharedVocab(t: TokenSource, size: number, end: readonly number[]): TokenVocab {
+  let v = shared.get(t);
+  if (!v || v.size !== size || v.end.join() !== end.join()) {
+    v = vocabFromTokenizer(t, size, end);
+    shared.set(t, v);
+  }
+  return v;
+}
