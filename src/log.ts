@@ -78,9 +78,6 @@ export class Logger {
   }
 }
 
-/** A logger that drops everything (the default where nobody asked for logs: library use, tests). */
-export const silentLogger = new Logger({ write: () => {} });
-
 function jsonLine(ts: string, level: LogLevel, msg: string, fields: LogFields): string {
   const o: Record<string, unknown> = { ts, level, msg };
   for (const [k, v] of Object.entries(fields)) if (v !== undefined && !(k in o)) o[k] = v;

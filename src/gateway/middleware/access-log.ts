@@ -50,7 +50,7 @@ export function accessLog(log: Logger): MiddlewareHandler<GatewayEnv> {
       // a 500 is our fault; 503/504 (loading, draining, no live host, deadline) and 429 are load
       const level: LogLevel = PROBES.has(c.req.path) && status !== 500 ? "debug"
         : status === 500 ? "error" : status >= 500 || status === 429 ? "warn" : "info";
-      const reasons = ending === "cancel" ? ["abort"] : [...new Set(tally.finishReasons)];
+      const reasons = ending === "cancel" ? ["abort"] : ending === "error" ? ["error"] : [...new Set(tally.finishReasons)];
       log.log(level, "request", {
         event: "request",
         method: c.req.method,
