@@ -87,7 +87,8 @@ export class StepExecutor {
     if (seq.matcher && !seq.matcher.accept(token)) return this.end(seq, `token ${token} is not allowed by the grammar`, "internal");
     seq.tokens.push(token);
     this.genTotal++;
-    const stop = (!p.ignore_eos && this.backend.config.eos_ids.includes(token)) || p.stop_token_ids.includes(token);
+    const stop = (!p.ignore_eos && this.backend.config.eos_ids.includes(token)) || p.stop_token_ids.includes(token)
+      || (seq.matcher?.grammar.vocab.end.includes(token) ?? false); // a grammar's end, even with ignore_eos
     // the first token says what the prefix cache gave (a client's stop string may end it before "done")
     const cached = seq.outputLen === 1 && seq.cachedTokens ? { cached_tokens: seq.cachedTokens } : {};
     if (!stop) seq.events.push({ type: "token", id: token, logprob, top_logprobs: top, ...cached });
