@@ -30,7 +30,7 @@ export const SERVE_USAGE = `usage: moe serve [--model DIR] [--scaling FILE] [--h
   [--no-prefix-caching] [--allowed-origins ORIGIN1,ORIGIN2 (CORS; none by default, * for any)]
   [--reasoning-parser deepseek_r1 (none)] [--tool-call-parser deepseek_v3|deepseek_v31 (deepseek_v3)]
   [--log-format text|json (text)] [--log-level debug|info|warn|error (info)] [--disable-log-stats] [-h|--help]
-Logs go to stderr: a line per request (a stream's when it ends), preemption and runtime event, and engine stats every 10 s while busy.
+Logs go to stderr: a line per request (a stream's when it ends), preemption and runtime event, and engine stats every 10 s while busy.`;
 
 /** Every flag serve accepts (test/help.test.ts checks SERVE_USAGE names each one). */
 export const SERVE_OPTIONS = {
