@@ -28,7 +28,8 @@ while [ $# -gt 0 ]; do
     --fp8) FP8=$2; shift 2 ;; --bf16) BF16=$2; shift 2 ;;
     --q8-gguf) Q8=$2; shift 2 ;; --bf16-gguf) GBF16=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;; --passes) PASSES=$2; shift 2 ;; --mla) MLA=$2; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench-llama.sh: unknown argument $1" >&2; sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
 done
 export PATH="$PWD/node_modules/.bin:$PATH"

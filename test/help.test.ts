@@ -2,6 +2,7 @@
 // 2 with the usage on stderr (issue 18). The flags come from the tables the code parses with
 // (exported next to each command), so a flag added to a table and not to the usage fails here.
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { COMMANDS, USAGE } from "../src/cli.ts";
 import { GENERATE } from "../src/commands/generate.ts";
 import { LOGITS } from "../src/commands/logits.ts";
@@ -11,6 +12,7 @@ import { SERVE_OPTIONS } from "../src/commands/serve.ts";
 import type { CommandSpec } from "../src/commands/spec.ts";
 import { WORKER } from "../src/commands/worker.ts";
 import { BENCH } from "../scripts/bench.ts";
+import { LOADGEN_OPTIONS, LOADGEN_USAGE } from "../scripts/loadgen.ts";
 import { BENCH_GPU } from "../scripts/bench-gpu.ts";
 import { BENCH_NATS } from "../scripts/bench-nats.ts";
 import { BENCH_RUNTIME } from "../scripts/bench-runtime.ts";
@@ -128,6 +130,32 @@ describe("scripts --help", () => {
       expectListed(bad.err, flagsOf(spec.flags), `${path} (usage error)`);
     }, 60_000);
   }
+
+  // loadgen's usage is written by hand (LOADGEN_USAGE), like serve's: its table is checked against it.
+  test("scripts/loadgen.ts --help lists every flag it accepts and exits 0; a bad flag exits 2", () => {
+    const r = run(["scripts/loadgen.ts", "--help"]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toBe(`${LOADGEN_USAGE}\n`);
+    expectListed(r.out, flagsOf(LOADGEN_OPTIONS), "scripts/loadgen.ts");
+    const bad = run(["scripts/loadgen.ts", "--no-such-flag"]);
+    expect(bad.code).toBe(2);
+    expect(bad.out).toBe("");
+    expect(bad.err).toContain(LOADGEN_USAGE);
+  }, 60_000);
+
+  test("scripts/bench-llama.sh --help lists every flag of its argument loop and exits 0; a bad one exits 2", () => {
+    // the flags are the patterns of its `while [ $# -gt 0 ]; do case "$1" in ... esac; done` loop
+    const loop = /while \[ \$# -gt 0 \]; do\n([\s\S]*?)\ndone/.exec(readFileSync(`${root}scripts/bench-llama.sh`, "utf8"))![1]!;
+    const flags = [...new Set([...loop.matchAll(/(?:^|[\s|])(--[a-z0-9-]+)\)/gm)].map((m) => m[1]!))];
+    expect(flags).toContain("--fp8");
+    const ok = Bun.spawnSync(["bash", "scripts/bench-llama.sh", "--help"], { cwd: root });
+    expect(ok.exitCode).toBe(0);
+    expectListed(ok.stdout.toString(), flags.filter((f) => f !== "--help"), "scripts/bench-llama.sh");
+    const bad = Bun.spawnSync(["bash", "scripts/bench-llama.sh", "--no-such-flag"], { cwd: root });
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stdout.toString()).toBe("");
+    expectListed(bad.stderr.toString(), flags.filter((f) => f !== "--help"), "scripts/bench-llama.sh (usage error)");
+  });
 
   test("scripts/build-kernels.sh --help exits 0; an argument it does not take exits 2", () => {
     const ok = Bun.spawnSync(["bash", "scripts/build-kernels.sh", "--help"], { cwd: root });
