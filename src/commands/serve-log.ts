@@ -23,7 +23,8 @@ export function engineLogHooks(log: Logger): Pick<EngineOptions, "log" | "onPree
 
 const LEVELS: Partial<Record<string, LogLevel>> = { failed: "error", host_down: "warn", restarted: "warn", relocated: "warn" };
 
-/** One line per runtime event; `at` becomes the line's ts, `type` its event name. */
+/** One line per runtime event, `type` its event name. Its `at` is left out: the line's ts is the
+ * moment it is logged, which is `at` except for the start-up events replayed once serving. */
 export function logRuntimeEvent(log: Logger, e: RuntimeEvent): void {
   const { type, at: _at, ...rest } = e as RuntimeEvent & Record<string, unknown>;
   const fields: LogFields = { event: type };
