@@ -4,7 +4,7 @@ import type { MiddlewareHandler } from "hono";
 import type { GatewayEnv } from "../env.ts";
 import type { GatewayMetrics } from "../metrics.ts";
 
-const ROUTES = new Set(["/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/health/live", "/metrics"]);
+const ROUTES = new Set(["/v1/chat/completions", "/v1/completions", "/v1/models", "/tokenize", "/detokenize", "/health", "/health/live", "/metrics"]);
 
 export function httpMetrics(metrics: GatewayMetrics): MiddlewareHandler<GatewayEnv> {
   return async function httpMetricsMiddleware(c, next) {
