@@ -52,6 +52,15 @@ describe("/metrics names and labels", () => {
     expect(usage).toBeLessThanOrEqual(1);
   });
 
+  test("requests are counted by route: the API's own, /tokenize included; anything else is \"other\"", async () => {
+    const h = await harness();
+    expect((await post(h, "/tokenize", { model: MODEL, prompt: "hi" })).status).toBe(200);
+    await h.app.request("/nowhere");
+    const text = await (await h.app.request("/metrics")).text();
+    expect(text).toContain(`moe_requests_total{model_name="${MODEL}",route="/tokenize",status="200"} 1`);
+    expect(text).toContain(`moe_requests_total{model_name="${MODEL}",route="other",status="404"} 1`);
+  });
+
   test("an engine without stats yet (loading) still gives labelled gateway series", async () => {
     const h = await harness();
     h.engine.stats = () => { throw new Error("the model is still loading"); };
