@@ -57,7 +57,7 @@ export async function natsTransportsFor(scalingPath: string, url?: string, syste
   const u = natsUrl(url);
   const connecting = NatsTransport.connect({ url: u, system: system ?? process.env.MOE_NATS_SYSTEM, localNode, creds: natsCreds(creds), firstConnectMs: waitS * 1000 });
   const waiting = `waiting up to ${waitS} s (--nats-wait) for the NATS server at ${maskUrl(u)}: the scaling config places actors on nodes; start one with scripts/nats-server.sh`;
-  return [await whileWaiting(connecting, waiting, (l) => console.error(`moe-actors: ${l}`))];
+  return [await whileWaiting(connecting, waiting, (l) => console.warn(`moe-actors: ${l}`))]; // serve routes console.warn to its log
 }
 
 export const WORKER = {
