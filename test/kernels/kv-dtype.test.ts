@@ -174,7 +174,11 @@ describe("moe_mla_attend over a compact cache", () => {
       }
     return ref;
   }
-  const maxAbs = (a: ArrayLike<number>) => Array.prototype.reduce.call(a, (m: number, v: number) => Math.max(m, Math.abs(v)), 0) as number;
+  const maxAbs = (a: ArrayLike<number>) => {
+    let m = 0;
+    for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+    return m;
+  };
   const f32Out = (() => { useIsa(ISAS[0]); return attend(written(F32), F32); })();
 
   for (const dtype of DTYPES) {
