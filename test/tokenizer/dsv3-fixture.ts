@@ -12,6 +12,12 @@ export const DSV3_TOKENIZER_DIR = dirname(Bun.resolveSync("@lenml/tokenizer-deep
  * `remove()` deletes it (the vocabulary makes it ~250 MiB). */
 export async function makeDsv3Model(prefix = "dsv3-tok-"): Promise<{ dir: string; remove(): void }> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  await makeModelCommand(["--preset", "bench-s", "--layers", "1", "--tokenizer-from", DSV3_TOKENIZER_DIR, "--out", dir, "--quiet"]);
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    await makeModelCommand(["--preset", "bench-s", "--layers", "1", "--tokenizer-from", DSV3_TOKENIZER_DIR, "--out", dir, "--quiet"]);
+  } catch (err) {
+    remove(); // a failed write leaves no 250 MiB behind
+    throw err;
+  }
+  return { dir, remove };
 }
