@@ -65,7 +65,7 @@ function drive(g: Grammar, seed: number, maxTokens: number, times: number[]): nu
     const t2 = performance.now();
     m.accept(t);
     times.push(t1 - t0 + performance.now() - t2);
-    if (process.env.BENCH_GRAMMAR_TRACE && t1 - t0 > 20) console.error((t1 - t0).toFixed(1), JSON.stringify(new TextDecoder().decode(Uint8Array.from(out.flatMap((x) => [...(g.vocab.bytes[x] ?? [])])))).slice(-60));
+    if (process.env.BENCH_GRAMMAR_TRACE && t1 - t0 > Number(process.env.BENCH_GRAMMAR_TRACE)) console.error((t1 - t0).toFixed(1), JSON.stringify(new TextDecoder().decode(Uint8Array.from(out.flatMap((x) => [...(g.vocab.bytes[x] ?? [])])))).slice(-60));
     if (g.vocab.end.includes(t)) break;
     out.push(t);
     if (m.done()) break;

@@ -4,6 +4,8 @@
 
 import { type Utf8, UTF8_IDLE, utf8Step } from "./automaton.ts";
 
+const maskWords = (v: number) => Math.ceil(v / 32);
+
 /** GPT-2's byte-level alphabet: printable bytes stand for themselves, the rest are shifted to
  * U+0100.. (what byte-level BPE vocabularies such as DeepSeek-V3's store). */
 function byteDecoder(): Map<string, number> {
@@ -103,7 +105,7 @@ export function makeVocab(size: number, bytes: (Uint8Array | null)[], end: reado
   const byteToken = new Int32Array(256).fill(-1);
   all.forEach((bs, id) => { if (bs && bs.length === 1 && byteToken[bs[0]] < 0) byteToken[bs[0]] = id; });
   const v: TokenVocab = { size, bytes: all, end: [...end], trie: buildTrie(all), byteToken };
-  contentTokens(v); // once, here, rather than in the first request's step
+  contentUpTo(contentTokens(v), 1, maskWords(size)); // once, here, rather than in a request's step
   return v;
 }
 
@@ -137,16 +139,36 @@ export function contentTokens(v: TokenVocab): ContentTokens {
   return v.content;
 }
 
-/** The mask of plain-content tokens of at most k characters (cached per k). */
+/** Masks of plain content up to k characters are kept for every k up to this (16 KiB each at
+ * V = 129280), built once per vocabulary; strings with maxLength look them up every step. */
+const EAGER_CHARS = 64;
+
+/** The mask of plain-content tokens of at most k characters. */
 export function contentUpTo(c: ContentTokens, k: number, words: number): Uint32Array {
   k = Math.min(k, c.maxChars);
   let m = c.upTo.get(k);
-  if (!m) {
-    m = new Uint32Array(words);
-    for (let t = 0; t < c.chars.length; t++) if (c.chars[t] >= 1 && c.chars[t] <= k) m[t >>> 5] |= 1 << (t & 31);
-    if (c.upTo.size >= 64) c.upTo.delete(c.upTo.keys().next().value!);
-    c.upTo.set(k, m);
+  if (m) return m;
+  if (c.upTo.size === 0) { // first use: every k up to EAGER_CHARS at once, each from the last
+    const byChars: number[][] = Array.from({ length: c.maxChars + 1 }, () => []);
+    for (let t = 0; t < c.chars.length; t++) if (c.chars[t] >= 1) byChars[c.chars[t]].push(t);
+    let prev = new Uint32Array(words);
+    for (let j = 1; j <= Math.min(EAGER_CHARS, c.maxChars); j++) {
+      const cur = prev.slice();
+      for (const t of byChars[j]) cur[t >>> 5] |= 1 << (t & 31);
+      c.upTo.set(j, (prev = cur));
+    }
+    const all = c.upTo.get(Math.min(EAGER_CHARS, c.maxChars))!.slice();
+    for (let j = EAGER_CHARS + 1; j <= c.maxChars; j++) for (const t of byChars[j]) all[t >>> 5] |= 1 << (t & 31);
+    c.upTo.set(c.maxChars, all);
+    m = c.upTo.get(k);
+    if (m) return m;
   }
+  m = new Uint32Array(words);
+  for (let t = 0; t < c.chars.length; t++) if (c.chars[t] >= 1 && c.chars[t] <= k) m[t >>> 5] |= 1 << (t & 31);
+  if (c.upTo.size >= EAGER_CHARS + 16) { // beyond the eager ones, keep a few
+    for (const key of c.upTo.keys()) if (key > EAGER_CHARS && key !== c.maxChars) { c.upTo.delete(key); break; }
+  }
+  c.upTo.set(k, m);
   return m;
 }
 
