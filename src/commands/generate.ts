@@ -32,6 +32,7 @@ export const GENERATE = {
 
 export async function generateCommand(argv: string[]): Promise<void> {
   const a = parseSpec(argv, GENERATE);
+  const kvDtype = kvCacheDtype(a["kv-cache-dtype"]);
   const model = a.model ?? DEFAULT_MODEL;
   const given = [a.ids, a.prompt, a.chat].filter((x) => x !== undefined).length;
   if (given !== 1) throw new UsageError("give exactly one of --ids, --prompt, --chat");
@@ -55,7 +56,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const speculative = a.speculative === "mtp" ? { k: draftTokens } : undefined;
   const backend = await createBackend({
     model, scaling: a.scaling, mtp: speculative !== undefined, kvTokens: Math.max(prompt.length + maxTokens + 16, 256),
-    kvCacheDtype: kvCacheDtype(a["kv-cache-dtype"]),
+    kvCacheDtype: kvDtype,
   });
   const engine = new ModelEngine(backend, { speculative });
   try {

@@ -52,6 +52,7 @@ async function readText(path: string, model: string): Promise<number[]> {
 
 export async function perplexityCommand(argv: string[]): Promise<void> {
   const a = parseSpec(argv, PERPLEXITY);
+  const kvDtype = kvCacheDtype(a["kv-cache-dtype"]);
   if ((a.tokens === undefined) === (a.text === undefined)) throw new UsageError("give exactly one of --tokens FILE, --text FILE");
   const model = a.model ?? DEFAULT_MODEL;
   const tokens = a.tokens !== undefined ? readTokens(a.tokens) : await readText(a.text!, model);
@@ -60,7 +61,7 @@ export async function perplexityCommand(argv: string[]): Promise<void> {
   if (available === 0) throw new UsageError(`the stream has ${tokens.length} tokens: fewer than one window of --context ${L} plus one`);
   const windows = num(a.windows, "windows", available, (n) => Number.isInteger(n) && n > 0 && n <= available);
   const B = num(a.batch, "batch", 4, (n) => Number.isInteger(n) && n > 0);
-  const backend = await createBackend({ model, scaling: a.scaling, kvTokens: B * (L + 16), kvCacheDtype: kvCacheDtype(a["kv-cache-dtype"]) });
+  const backend = await createBackend({ model, scaling: a.scaling, kvTokens: B * (L + 16), kvCacheDtype: kvDtype });
   const perSeq = Math.ceil(L / backend.pageSize);
   const shown = progress("perplexity", windows, { unit: "count" });
   let nll = 0, scored = 0;
