@@ -63,4 +63,16 @@ describe("KV slot bounds", () => {
     expect(() => kern.kvWrite({ dtype: "f32", kv, pe: short, scale: null }, latent, C + dr, latent.subarray(C), C + dr, Int32Array.from([nSlots - 1]), 1, C, dr))
       .toThrow(/slot 11 outside the KV cache \[0, 11\)/);
   });
+
+  test("compact caches are sized in their own elements; an fp8 cache's scale rows bound it too", () => {
+    const kern = cpuKernels(), slot = Int32Array.from([nSlots - 1]);
+    const bf = { dtype: "bf16" as const, kv: new Uint16Array(nSlots * C), pe: new Uint16Array(nSlots * dr), scale: null };
+    kern.kvWrite(bf, latent, C + dr, latent.subarray(C), C + dr, slot, 1, C, dr); // the last row of a bf16 cache
+    const f8 = { dtype: "fp8" as const, kv: new Uint8Array(nSlots * C), pe: new Uint16Array(nSlots * dr), scale: new Float32Array(nSlots - 1) };
+    expect(() => kern.kvWrite(f8, latent, C + dr, latent.subarray(C), C + dr, slot, 1, C, dr))
+      .toThrow(/slot 11 outside the KV cache \[0, 11\)/);
+    // Arrays of another dtype than the cache says would be read at the wrong width.
+    expect(() => kern.kvWrite({ ...bf, kv: new Float32Array(nSlots * C) }, latent, C + dr, latent.subarray(C), C + dr, slot, 1, C, dr))
+      .toThrow("a bf16 KV cache has arrays of another dtype");
+  });
 });
