@@ -23,20 +23,24 @@ export interface Weight {
   readonly shape: readonly number[];
 }
 
-/** Loading progress is shown for checkpoints of at least this many bytes (1 GiB). */
-export const LOAD_PROGRESS_MIN_BYTES = 2 ** 30;
+/** Loading progress is shown for checkpoints of at least this many bytes (256 MiB: bench-m and up). */
+export const LOAD_PROGRESS_MIN_BYTES = 2 ** 28;
 
 export interface CheckpointOptions {
   /** How loading progress is shown (stderr by default), and from what size on. */
   progress?: ProgressOptions & { minBytes?: number };
 }
 
+/** One loading progress per model directory and thread: every actor of a host opens its own
+ * Checkpoint of the same directory, and their reads add up to one load. */
+const loads = new Map<string, Progress>();
+
 export class Checkpoint {
   readonly config: ModelConfig;
   private readonly files = new Map<string, SafetensorsFile>();
   private readonly where = new Map<string, string>(); // tensor -> shard file name
-  private loading?: Progress;
   private sizeOnDisk?: number;
+  private own?: Progress;
 
   constructor(readonly dir: string, private readonly opts: CheckpointOptions = {}) {
     if (!existsSync(dir)) throw new CheckpointError(`${dir}: model directory does not exist`);
@@ -101,8 +105,15 @@ export class Checkpoint {
   private read(bytes: number): void {
     const o = this.opts.progress ?? {};
     if (o.mode === "off" || this.size < (o.minBytes ?? LOAD_PROGRESS_MIN_BYTES)) return;
-    if (!this.loading || this.loading.ended) this.loading = progress(`loading ${basename(this.dir)}`, this.size, { unit: "bytes", idleEndMs: 2000, ...o });
-    this.loading.add(bytes);
+    // a checkpoint given its own options (a test's stream) shares its progress with no other
+    const shared = !this.opts.progress;
+    let shown = shared ? loads.get(this.dir) : this.own;
+    if (!shown || shown.ended) {
+      shown = progress(`loading ${basename(this.dir)}`, this.size, { unit: "bytes", idleEndMs: 2000, ...o });
+      if (shared) loads.set(this.dir, shown);
+      else this.own = shown;
+    }
+    shown.add(bytes);
   }
 
   has(name: string): boolean {
