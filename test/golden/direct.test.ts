@@ -12,7 +12,8 @@ import { Golden } from "../helpers/golden.ts";
 import { expectClose, expectRouting, fixtures, goldenSuite } from "./suite.ts";
 
 for (const fx of fixtures()) {
-  goldenSuite("direct", fx, async (f) => new DirectBackend(f.model, { pages: 64, pageSize: 16, mtp: true }));
+  // The goldens are fp32 reference outputs: an f32 KV cache (the default, said here on purpose).
+  goldenSuite("direct", fx, async (f) => new DirectBackend(f.model, { pages: 64, pageSize: 16, mtp: true, kvCacheDtype: "f32" }));
 
   describe(`direct internals: ${fx.name}`, () => {
     const g = new Golden(fx.golden);

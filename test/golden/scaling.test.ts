@@ -10,4 +10,5 @@ const configs = readdirSync(dir).filter((f) => f.endsWith(".yaml") && !f.startsW
 
 for (const cfg of configs)
   for (const fx of fixtures())
-    goldenSuite(cfg, fx, (f) => createBackend({ model: f.model, scaling: dir + cfg, pages: 64, pageSize: 16, mtp: true }));
+    // The goldens are fp32 reference outputs: an f32 KV cache (the default, said here on purpose).
+    goldenSuite(cfg, fx, (f) => createBackend({ model: f.model, scaling: dir + cfg, pages: 64, pageSize: 16, mtp: true, kvCacheDtype: "f32" }));
