@@ -4,7 +4,6 @@
 // Drives the model directly (Transformer + LocalMoE, pages from the engine's BlockManager) through
 // one `Stepper`; swapping it for the engine/actor path leaves the measurements unchanged.
 import { type Checkpoint, openCheckpoint } from "../src/checkpoint/checkpoint.ts";
-import { DTYPE_BYTES } from "../src/checkpoint/safetensors.ts";
 import { BlockManager } from "../src/engine/blocks.ts";
 import { cpuKernels, type Kernels } from "../src/kernels/kernels.ts";
 import { buildBatch } from "../src/model/batch.ts";
@@ -14,36 +13,9 @@ import { Transformer } from "../src/model/transformer.ts";
 import type { ModelBackend } from "../src/engine/backend.ts";
 import { createBackend } from "../src/commands/backend.ts";
 import { measureSpeculative } from "../src/engine/speculative.ts";
-import { type CommandSpec, UsageError, parseOrExit } from "../src/commands/spec.ts";
-
-export const BENCH = {
-  name: "npx bun scripts/bench.ts",
-  summary: "CPU benchmark of a model: prefill and decode tokens/s, peak RSS, weight bytes per token, share of measured memory bandwidth.",
-  flags: {
-    model: { type: "string", arg: "DIR", help: "model directory (required; e.g. make-model --preset bench-m)" },
-    threads: { type: "string", arg: "N", help: "kernel threads (default: all cores)" },
-    reps: { type: "string", arg: "R", default: "3", help: "passes per measurement, best kept (default 3)" },
-    steps: { type: "string", arg: "S", default: "32", help: "decode steps per pass (default 32)" },
-    json: { type: "boolean", default: false, help: "print one JSON line with every figure" },
-    "no-depth": { type: "boolean", default: false, help: "skip decode at depth 1024" },
-    profile: { type: "boolean", default: false, help: "print per-kernel ms of a batch-1 decode step" },
-    quick: { type: "boolean", default: false, help: "decode batch 1 only (A/B comparisons of kernels)" },
-    scaling: { type: "string", arg: "FILE", help: "run through the actors of this scaling config instead of in-thread" },
-    speculative: { type: "string", arg: "mtp", help: "also measure MTP speculative decoding (acceptance, tok/s with and without)" },
-    "draft-tokens": { type: "string", arg: "K", default: "1", help: "draft tokens per step with --speculative mtp (default 1)" },
-  },
-} as const satisfies CommandSpec;
-
-/** Parameters of the model, each counted once (block scales and the MTP layer's copies of the
- * embedding and head are not parameters of their own). */
-export function paramCount(ck: Checkpoint): number {
-  let n = 0;
-  for (const name of ck.names()) {
-    if (name.endsWith("_scale_inv") || (name.startsWith("model.layers.") && /\.(embed_tokens|shared_head\.head)\.weight$/.test(name))) continue;
-    n += ck.info(name).shape.reduce((a, b) => a * b, 1);
-  }
-  return n;
-}
+import { UsageError, parseOrExit } from "../src/commands/spec.ts";
+import { BENCH } from "./bench/flags.ts";
+import { bytesPerToken, paramCount } from "./bench/weights.ts";
 
 /** One forward step over sequences; returns the next token (argmax) of each. */
 export interface Stepper {
@@ -118,28 +90,6 @@ class ActorStepper implements Stepper {
   release(seq: string): void {
     this.books.release(seq);
   }
-}
-
-/** Bytes of weights one decoded token reads: every dense tensor of a layer, the active experts only. */
-export function bytesPerToken(ck: Checkpoint): { total: number; parts: Record<string, number> } {
-  const c = ck.config;
-  const parts: Record<string, number> = { attention: 0, dense: 0, shared: 0, gate: 0, experts: 0, head: 0 };
-  const size = (n: string) => { const i = ck.info(n); return (i.end - i.begin) || i.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[i.dtype]; };
-  const perExpert = new Map<number, number>(); // layer -> summed bytes of all its experts
-  for (const n of ck.names()) {
-    const m = /^model\.layers\.(\d+)\.(.*)$/.exec(n);
-    if (!m) { if (n.startsWith("lm_head") || n === "model.norm.weight") parts.head += size(n); continue; }
-    const layer = Number(m[1]), rest = m[2];
-    if (layer >= c.num_hidden_layers) continue; // MTP layers do not run in plain decode
-    if (rest.startsWith("mlp.experts.")) perExpert.set(layer, (perExpert.get(layer) ?? 0) + size(n));
-    else if (rest.startsWith("mlp.shared_experts.")) parts.shared += size(n);
-    else if (rest.startsWith("mlp.gate.")) parts.gate += size(n);
-    else if (rest.startsWith("mlp.")) parts.dense += size(n);
-    else parts.attention += size(n);
-  }
-  for (const total of perExpert.values()) parts.experts += (total / c.n_routed_experts) * c.num_experts_per_tok;
-  parts.embedding_row = c.hidden_size * DTYPE_BYTES[ck.info("model.embed_tokens.weight").dtype];
-  return { total: Object.values(parts).reduce((a, b) => a + b, 0), parts };
 }
 
 /** Streaming read bandwidth: an F32 GEMV over a 1 GiB matrix (one FMA per 4 bytes, so memory-bound),
