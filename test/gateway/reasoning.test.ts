@@ -89,7 +89,7 @@ async function streamed(client: OpenAI, extra: object = {}) {
 describe("reasoning_content over /v1/chat/completions (openai client)", () => {
   describe("R1 style: the model opens <think>", () => {
     let s: Awaited<ReturnType<typeof serverFor>>;
-    beforeAll(async () => (s = await serverFor(R1, null, true)));
+    beforeAll(async () => (s = await serverFor(R1, null, true)), 60_000);
     afterAll(() => s.server.stop(true));
 
     test("not streamed: message.reasoning_content and message.content", async () => {
@@ -108,7 +108,7 @@ describe("reasoning_content over /v1/chat/completions (openai client)", () => {
   describe("V3.1 style: the template opens <think> when chat_template_kwargs says thinking", () => {
     const template = "{{ bos_token }}{% for m in messages %}<｜User｜>{{ m.content }}{% endfor %}<｜Assistant｜>{% if thinking %}<think>{% else %}</think>{% endif %}";
     let s: Awaited<ReturnType<typeof serverFor>>;
-    beforeAll(async () => (s = await serverFor("Two and two.</think>4", template, true)));
+    beforeAll(async () => (s = await serverFor("Two and two.</think>4", template, true)), 60_000);
     afterAll(() => s.server.stop(true));
 
     test("thinking: the output starts inside the reasoning, streamed or not", async () => {
@@ -138,5 +138,5 @@ describe("reasoning_content over /v1/chat/completions (openai client)", () => {
     } finally {
       s.server.stop(true);
     }
-  });
+  }, 60_000);
 });

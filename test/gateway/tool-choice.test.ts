@@ -84,7 +84,7 @@ describe("tool_choice required / named over /v1/chat/completions (random model, 
     engine = new RandomEngine({ id: MODEL, max_model_len: 4096, vocab_size: 129280, eos_token_id: tok.eosId, bos_token_id: tok.bosId });
     server = serveApp(appAround(engine, tok), { port: 0 });
     client = new OpenAI({ baseURL: `http://127.0.0.1:${server.port}/v1`, apiKey: "none", maxRetries: 0, timeout: 60_000 });
-  });
+  }, 60_000);
   afterAll(() => server.stop(true));
 
   function expectValidCall(r: OpenAI.ChatCompletion, names: string[]): OpenAI.ChatCompletionMessageFunctionToolCall {

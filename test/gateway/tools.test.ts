@@ -77,7 +77,7 @@ describe("tools over /v1/chat/completions (openai client, DeepSeek-V3 tokenizer)
     engine = new FakeEngine({ script, info: { vocab_size: 129280, max_model_len: 4096, eos_token_id: tok.eosId, bos_token_id: tok.bosId } });
     server = serveApp(appAround(engine, tok), { port: 0 });
     client = new OpenAI({ baseURL: `http://127.0.0.1:${server.port}/v1`, apiKey: "none", maxRetries: 0, timeout: 10_000 });
-  });
+  }, 60_000);
   afterAll(() => server.stop(true));
 
   test("the model's tool-call tokens come back as tool_calls with ids; finish_reason tool_calls; the tools were in the prompt", async () => {

@@ -34,7 +34,7 @@ describe("make-model --tokenizer-from the DeepSeek-V3 tokenizer", () => {
     expect(tok.vocabSize).toBe(128815); // 128000 BPE ids + 815 added tokens past them
     expect(tok.bosId).toBe(0);
     expect(tok.eosId).toBe(1);
-  });
+  }, 30_000);
 });
 
 describe("vocabCovering", () => {
@@ -47,7 +47,7 @@ describe("vocabCovering", () => {
     expect(vocabCovering(4096, dir)).toBe(130_000);
     writeFileSync(join(dir, "config.json"), JSON.stringify({ vocab_size: 1000 })); // cannot hold the ids: padded instead
     expect(vocabCovering(4096, dir)).toBe(129280);
-  });
+  }, 30_000);
 });
 
 describe("DeepSeek-V3's tokenizer and template", async () => {
