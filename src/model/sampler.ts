@@ -27,31 +27,37 @@ export function plainGreedy(s: SampleSpec): boolean {
 /** The logits with every token the mask does not allow at -Infinity (a copy; `logits` is kept for
  * the raw logprobs). */
 export function applyMask(logits: Float32Array, mask: Uint32Array): Float32Array {
-  const V = logits.length;
-  if (mask.length < Math.ceil(V / 32)) throw new Error(`the token mask has ${mask.length} words for a vocabulary of ${V}`);
-  const out = new Float32Array(V).fill(-Infinity);
-  let any = false;
-  for (let w = 0, base = 0; base < V; w++, base += 32) {
-    let bits = mask[w] | 0;
+  const V = logits.length, W = Math.ceil(V / 32);
+  if (mask.length < W) throw new Error(`the token mask has ${mask.length} words for a vocabulary of ${V}`);
+  let zeros = 0;
+  for (let w = 0; w < W; w++) if (mask[w] === 0) zeros++;
+  if (zeros === W) throw new Error("the grammar allows no token here");
+  // Bulk copies and fills do the work: few tokens allowed (structure) start from -Infinity and copy
+  // the allowed ones; most allowed (inside a string) start from a copy and clear the rest.
+  const sparse = zeros * 2 > W, out = sparse ? new Float32Array(V).fill(-Infinity) : logits.slice();
+  for (let w = 0; w < W; w++) {
+    let bits = sparse ? mask[w] | 0 : ~mask[w];
     if (bits === 0) continue;
-    any = true;
-    if (bits === -1 && base + 32 <= V) {
-      for (let t = base; t < base + 32; t++) out[t] = logits[t];
+    const base = w * 32;
+    if (!sparse && bits === -1) { // a run of words that allow nothing
+      let end = w + 1;
+      while (end < W && mask[end] === 0) end++;
+      out.fill(-Infinity, base, Math.min(end * 32, V));
+      w = end - 1;
       continue;
     }
     while (bits !== 0) { // the set bits, lowest first
       const low = bits & -bits, t = base + 31 - Math.clz32(low);
-      if (t < V) out[t] = logits[t];
+      if (t < V) out[t] = sparse ? logits[t] : -Infinity;
       bits ^= low;
     }
   }
-  if (!any) throw new Error("the grammar allows no token here");
   return out;
 }
 
 function penalize(logits: Float32Array, s: SampleSpec): Float32Array {
   if (!hasPenalties(s)) return logits;
-  const out = s.mask ? logits : logits.slice(); // a masked row is already a copy
+  const out = logits.slice();
   const counts = new Map<number, number>();
   for (let i = 0; i < s.output.length; i++) counts.set(s.output[i], (counts.get(s.output[i]) ?? 0) + 1);
   if (s.repetition_penalty !== 1) {
@@ -77,16 +83,59 @@ export function topLogprobs(lp: Float32Array, k: number): { id: number; logprob:
 
 const best = new Int32Array(1); // argmax output, reused (kernels run synchronously)
 
+/** Greedy or a seeded draw from one row. */
+function pick(k: Kernels, l: Float32Array, s: SampleSpec): number {
+  if (isGreedy(s)) {
+    k.argmax(best, l, 1, l.length);
+    return best[0];
+  }
+  return k.sample(l, l.length, { temperature: s.temperature, topK: s.top_k, topP: s.top_p, minP: s.min_p, u: s.u });
+}
+
+/** The allowed token ids of a mask, ascending. */
+export function allowedIds(mask: Uint32Array, V: number): Int32Array {
+  const W = Math.ceil(V / 32);
+  if (mask.length < W) throw new Error(`the token mask has ${mask.length} words for a vocabulary of ${V}`);
+  const n = allowedCount(mask, V);
+  const ids = new Int32Array(n);
+  for (let w = 0, i = 0; w < W; w++) {
+    let bits = mask[w] | 0;
+    while (bits !== 0) {
+      const low = bits & -bits;
+      ids[i++] = w * 32 + 31 - Math.clz32(low);
+      bits ^= low;
+    }
+  }
+  let end = n;
+  while (end > 0 && ids[end - 1] >= V) end--;
+  if (end === 0) throw new Error("the grammar allows no token here");
+  return end === n ? ids : ids.subarray(0, end);
+}
+
+function allowedCount(mask: Uint32Array, V: number): number {
+  let n = 0;
+  for (let w = 0, W = Math.min(mask.length, Math.ceil(V / 32)); w < W; w++) n += popcount(mask[w]);
+  return n;
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
 export function sample(k: Kernels, logits: Float32Array, s: SampleSpec): Sampled {
   const V = logits.length;
-  const l = penalize(s.mask ? applyMask(logits, s.mask) : logits, s);
   let token: number;
-  if (isGreedy(s)) {
-    k.argmax(best, l, 1, V);
-    token = best[0];
-  } else {
-    token = k.sample(l, V, { temperature: s.temperature, topK: s.top_k, topP: s.top_p, minP: s.min_p, u: s.u });
-  }
+  if (s.mask && allowedCount(s.mask, V) * 2 > V) {
+    token = pick(k, penalize(applyMask(logits, s.mask), s), s); // most allowed (a string): mask the row
+  } else if (s.mask) {
+    // Few allowed (structure): the draw is made among them alone (the others have probability 0),
+    // a compact row in ascending id order, so ties and draws match those of a masked row.
+    const ids = allowedIds(s.mask, V), l = penalize(logits, s), sub = new Float32Array(ids.length);
+    for (let i = 0; i < ids.length; i++) sub[i] = l[ids[i]];
+    token = ids[pick(k, sub, s)];
+  } else token = pick(k, penalize(logits, s), s);
   if (s.logprobs === null) return { token };
   const lp = new Float32Array(V);
   k.logSoftmax(lp, logits, 1, V);

@@ -2,7 +2,7 @@
 // the model's favourite is not; logprobs stay those of the raw distribution.
 import { describe, expect, test } from "bun:test";
 import { cpuKernels } from "../../src/kernels/kernels.ts";
-import { applyMask, plainGreedy, sample, type SampleSpec } from "../../src/model/sampler.ts";
+import { allowedIds as idsOf, applyMask, plainGreedy, sample, type SampleSpec } from "../../src/model/sampler.ts";
 import { seededRandom } from "../../src/engine/sequence.ts";
 
 const k = cpuKernels();
@@ -28,6 +28,16 @@ describe("masked sampling", () => {
     const m = applyMask(logits, mask);
     for (let t = 0; t < V; t++) expect(m[t]).toBe(allowedIds.includes(t) ? logits[t] : -Infinity);
     expect(() => applyMask(logits, new Uint32Array(mask.length))).toThrow();
+  });
+
+  test("the draw among the allowed tokens is the draw from a row masked to -Infinity", () => {
+    expect([...idsOf(mask, V)]).toEqual([...allowedIds].sort((a, b) => a - b));
+    const wide = maskOf(Array.from({ length: V }, (_, t) => t).filter((t) => t % 7 !== 0 && t !== best));
+    for (const m of [mask, wide])
+      for (let i = 0; i < 100; i++) {
+        const s = spec({ temperature: 0.3 + (i % 5) * 0.4, u: rand(), top_k: i % 3 === 0 ? 0 : 40, top_p: i % 2 ? 1 : 0.8, min_p: i % 4 === 0 ? 0.05 : 0 });
+        expect(sample(k, logits, { ...s, mask: m }).token).toBe(sample(k, applyMask(logits, m), s).token);
+      }
   });
 
   test("greedy takes the best allowed token, not the argmax", () => {
