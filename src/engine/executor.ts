@@ -54,6 +54,7 @@ export class StepExecutor {
     if (seq.finished) return this.sched.drop(seq);
     if (r.stale) return this.recompute(seq);
     if (r.error) return this.end(seq, r.error, "internal");
+    if (seq.constraintError) return this.end(seq, seq.constraintError, "internal");
     seq.failures = 0;
     seq.cache = r.cache;
     const p = seq.req.params;

@@ -88,6 +88,7 @@ export class Sequence {
   readonly arrival = performance.now();
   /** Where the output stands in its grammar (constrained decoding), else null. */
   readonly matcher: Matcher | null;
+  constraintError: string | null = null; // the grammar threw while making this step's mask
 
   constructor(readonly req: GenerateRequest, readonly maxTokens: number) {
     this.id = `${req.id}~${(created++).toString(36)}`;
@@ -147,8 +148,14 @@ export class Sequence {
       // Within the tokens left, so that a bounded grammar closes by max_tokens; one that cannot
       // (its shortest output is longer) is followed as far as it goes and ends "length".
       const mask = new Uint32Array(maskWords(this.matcher.grammar.vocab.size));
-      this.matcher.fill(mask, this.maxTokens - this.outputLen);
-      if (mask.every((w) => w === 0)) this.matcher.fill(mask);
+      try {
+        this.matcher.fill(mask, this.maxTokens - this.outputLen);
+        if (mask.every((w) => w === 0)) this.matcher.fill(mask);
+      } catch (e) {
+        // this sequence's own failure: the step planner must not throw for its neighbours
+        this.constraintError = `the grammar failed: ${(e as Error).message}`;
+        mask.fill(0xffffffff);
+      }
       s.mask = mask;
     }
     return s;

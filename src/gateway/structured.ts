@@ -11,7 +11,7 @@ import type { TextCodec } from "./codec.ts";
 import { ApiError } from "./errors.ts";
 import type { StructuredFields } from "./schemas.ts";
 
-const GRAMMARS_KEPT = 64;
+const GRAMMARS_KEPT = 32; // with their mask caches: at most 32 x 128 x 16 KiB at V = 129280
 const grammarsOf = new WeakMap<TokenVocab, Map<string, Grammar>>();
 
 function isTokenSource(c: unknown): c is TokenSource {

@@ -50,6 +50,7 @@ export class Grammar {
     if (t === undefined) {
       t = true;
       for (let b = 0; b < 256 && t; b++) if (a.step(at.s, b) !== null) t = false;
+      if (this.terminal.size >= 65536) this.terminal.clear();
       this.terminal.set(k, t);
     }
     return t;

@@ -10,7 +10,7 @@ interface Cached {
   need: number; // the largest minClose after any allowed token
 }
 
-const CACHE_ENTRIES = 512; // masks are 16 KiB at V = 129280
+const CACHE_ENTRIES = 128; // per grammar; masks are 16 KiB at V = 129280
 
 export class MaskCache {
   private readonly entries = new Map<string, Cached>();

@@ -84,7 +84,6 @@ export class RegexAutomaton implements ByteAutomaton<RegexState> {
     const k = set.join(",");
     let id = this.setIds.get(k);
     if (id === undefined) {
-      if (this.sets.length >= MAX_STATES * 4) throw new GrammarError("regex needs too many states");
       id = this.sets.length;
       this.sets.push(set);
       this.setIds.set(k, id);

@@ -8,7 +8,7 @@ import { ModelEngine } from "../../src/engine/engine.ts";
 import type { ModelBackend } from "../../src/engine/backend.ts";
 import { seededRandom } from "../../src/engine/sequence.ts";
 import type { SamplingParams } from "../../src/engine/types.ts";
-import { compileJsonSchema, compileRegex } from "../../src/grammar/index.ts";
+import { compileJsonSchema, compileRegex, sequence } from "../../src/grammar/index.ts";
 import type { SeqResult, SeqWork } from "../../src/protocol.ts";
 import { text, toyVocab } from "./drive.ts";
 
@@ -72,6 +72,23 @@ describe("engine with a uniform-over-the-mask model", () => {
       if (r.finish === "stop" && r.ids.length < 30) ended++;
     }
     expect(ended).toBeGreaterThan(0);
+    await engine.close();
+  });
+
+  test("a grammar that throws ends its own sequence; its neighbour in the step goes on", async () => {
+    const engine = new ModelEngine(new MaskSampler());
+    let steps = 0;
+    const broken = sequence([{ name: "broken", auto: {
+      init: 0, accepting: () => false, minClose: () => 1, key: () => `k${steps}`,
+      step: () => { if (++steps > 300) throw new Error("boom"); return 0; },
+    } }], vocab);
+    const [bad, good] = await Promise.all([
+      run(engine, params({ constraint: broken, max_tokens: 50 })),
+      run(engine, params({ constraint: compileRegex("[a-c]{20}", vocab), max_tokens: 50 })),
+    ]);
+    expect(bad.finish).toBe("error");
+    expect(good.finish).toBe("stop");
+    expect(text(vocab, good.ids)).toMatch(/^[a-c]{20}$/);
     await engine.close();
   });
 
