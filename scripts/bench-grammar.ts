@@ -160,6 +160,12 @@ async function main(): Promise<void> {
     streams.set(w.name, outs);
     grammars[w.name] = { compile_ms, first_requests: stats(cold), repeated: stats(warm), mask_cache: { hits: g.cache.hits, misses: g.cache.misses } };
   }
+  // the bundled model's own vocabulary (4096), next to its own decode step
+  const fortuneDir = new URL("../models/fortune-dsv3", import.meta.url).pathname, ftok = await loadTokenizer(fortuneDir);
+  const fg = compileJsonSchema(PERSON, vocabFromTokenizer(ftok, ftok.vocabSize, [ftok.eosId])), fcold: number[] = [], fwarm: number[] = [];
+  for (let s = 0; s < seeds; s++) drive(fg, s, maxTokens, fcold);
+  for (let s = 0; s < seeds; s++) drive(fg, s, maxTokens, fwarm);
+  const fortuneVocab = { vocab_size: ftok.vocabSize, json_schema: { first_requests: stats(fcold), repeated: stats(fwarm) } };
   const sampler = samplerCost(vocab, tok.encode('{"', { addSpecialTokens: false })[0]);
   const steps: Record<string, number> = {};
   if (!a["no-models"]) {
@@ -173,7 +179,7 @@ async function main(): Promise<void> {
     }
   }
   const xgrammar = await xgrammarReplay(tok, V, streams);
-  const result = { vocab_size: V, vocab_build_ms: vocab_ms, sampler_ms: sampler, grammars, decode_step_ms: steps, xgrammar };
+  const result = { vocab_size: V, vocab_build_ms: vocab_ms, sampler_ms: sampler, grammars, fortune_vocab: fortuneVocab, decode_step_ms: steps, xgrammar };
   if (a.json) return console.log(JSON.stringify(result));
   console.log(`vocab ${V}: trie built in ${vocab_ms} ms`);
   for (const [m, x] of Object.entries(sampler)) console.log(`sampler, ${m}: greedy ${x.greedy} ms, temperature 1 ${x.t1} ms`);
@@ -186,6 +192,9 @@ async function main(): Promise<void> {
       console.log(`  ${phase}: ${s.steps} steps, mask+accept mean ${s.mean_ms} ms, p50 ${s.p50_ms}, p99 ${s.p99_ms}, max ${s.max_ms}${share ? ` (mean + the sampler's extra = ${share})` : ""}`);
     }
   }
+  const fs = fortuneVocab.json_schema, fstep = steps["fortune-dsv3 (vocab 4096)"];
+  for (const [phase, x] of [["first requests", fs.first_requests], ["repeated", fs.repeated]] as const)
+    console.log(`json_schema at fortune-dsv3's own vocabulary (${fortuneVocab.vocab_size}), ${phase}: mean ${x.mean_ms} ms, p50 ${x.p50_ms}, p99 ${x.p99_ms}${fstep ? ` (${((100 * x.mean_ms) / fstep).toFixed(1)}% of its step)` : ""}`);
   if (xgrammar) for (const [name, x] of Object.entries(xgrammar))
     console.log(`xgrammar ${name}: compile ${x.compile_ms} ms; same token streams: mean ${x.mask.mean_ms} ms, p50 ${x.mask.p50_ms}, p99 ${x.mask.p99_ms}, max ${x.mask.max_ms}`);
   else console.log("xgrammar: not installed (npm i --no-save @mlc-ai/web-xgrammar to compare)");

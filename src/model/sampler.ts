@@ -112,6 +112,10 @@ export function allowedIds(mask: Uint32Array, V: number): Int32Array {
   return end === n ? ids : ids.subarray(0, end);
 }
 
+function maskAllows(mask: Uint32Array, t: number): boolean {
+  return ((mask[t >>> 5] >>> (t & 31)) & 1) === 1;
+}
+
 function allowedCount(mask: Uint32Array, V: number): number {
   let n = 0;
   for (let w = 0, W = Math.min(mask.length, Math.ceil(V / 32)); w < W; w++) n += popcount(mask[w]);
@@ -127,7 +131,9 @@ function popcount(x: number): number {
 export function sample(k: Kernels, logits: Float32Array, s: SampleSpec): Sampled {
   const V = logits.length;
   let token: number;
-  if (s.mask && allowedCount(s.mask, V) * 2 > V) {
+  if (s.mask && isGreedy(s) && !hasPenalties(s) && maskAllows(s.mask, (k.argmax(best, logits, 1, V), best[0]))) {
+    token = best[0]; // the model's own choice is allowed (so it is also the first best of the allowed)
+  } else if (s.mask && allowedCount(s.mask, V) * 2 > V) {
     token = pick(k, penalize(applyMask(logits, s.mask), s), s); // most allowed (a string): mask the row
   } else if (s.mask) {
     // Few allowed (structure): the draw is made among them alone (the others have probability 0),

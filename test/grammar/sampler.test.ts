@@ -45,6 +45,7 @@ describe("masked sampling", () => {
     const want = allowedIds.reduce((a, b) => (logits[b] > logits[a] ? b : a));
     expect(sample(k, logits, spec({ mask })).token).toBe(want);
     expect(sample(k, logits, spec({})).token).toBe(best);
+    expect(sample(k, logits, spec({ mask: maskOf([...allowedIds, best]) })).token).toBe(best); // allowed: the plain argmax
   });
 
   test("temperature, top-k/top-p and penalties never leave the mask; logprobs are raw", () => {
