@@ -2,7 +2,8 @@
 // object, array), over a document frame. Frames are immutable; a value without a closing byte (a
 // number) is finished when the next byte does not continue it, and its parent takes that byte.
 // Output is compact JSON: no whitespace but one optional space after ':' and ','.
-import { type ByteAutomaton, type Utf8, UTF8_IDLE, utf8Key, utf8Step } from "./automaton.ts";
+import type { ByteAutomaton } from "./automaton.ts";
+import { startString, stepString, type StrFrame, stringFreeText, stringKey, stringMin } from "./json-string.ts";
 import type { LitState } from "./literal.ts";
 import type { Node, Prop } from "./schema.ts";
 import { ObjectPlan } from "./object-plan.ts";
@@ -14,7 +15,7 @@ type ArrPhase = "start" | "open" | "value" | "after" | "comma" | "closed";
 type Frame =
   | { k: "doc"; done: boolean }
   | { k: "val"; n: Of<"union"> } // a value whose first byte picks the alternative
-  | { k: "str"; n: Of<"str">; o: boolean; c: number; e: number; u: Utf8; end: boolean }
+  | StrFrame
   | { k: "num"; n: Of<"num">; s: string }
   | { k: "lit"; n: Of<"lit">; s: LitState }
   | { k: "obj"; n: Of<"obj">; ph: ObjPhase; i: number; cur: number; ks: LitState | null; sp: boolean }
@@ -25,13 +26,11 @@ export interface Stack {
   up: Stack | null;
 }
 
-const Q = 0x22, BS = 0x5c, SP = 0x20;
-const ESCAPES = new Set([..."\"\\/bfnrt"].map((c) => c.charCodeAt(0)));
-const isHex = (b: number) => (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66);
+const SP = 0x20;
 
 export function start(n: Node): Frame {
   switch (n.t) {
-    case "str": return { k: "str", n, o: false, c: 0, e: 0, u: UTF8_IDLE, end: false };
+    case "str": return startString(n);
     case "num": return { k: "num", n, s: "" };
     case "lit": return { k: "lit", n, s: n.lit.init };
     case "obj": return { k: "obj", n, ph: "start", i: -1, cur: -1, ks: null, sp: false };
@@ -70,7 +69,7 @@ export class JsonAutomaton implements ByteAutomaton<Stack> {
 
   freeText(st: Stack): { max: number; short: number } | null {
     const f = st.f;
-    return f.k === "str" && f.o && !f.end && f.e === 0 && f.u.need === 0 ? { max: f.n.max - f.c, short: Math.max(0, f.n.min - f.c) } : null;
+    return f.k === "str" ? stringFreeText(f) : null;
   }
 
   key(st: Stack): string {
@@ -142,36 +141,6 @@ function stepFrame(st: Stack, b: number): Stack | null {
   }
 }
 
-function stepString(f: Extract<Frame, { k: "str" }>, b: number): Frame | null {
-  const n = f.n;
-  if (!f.o) return b === Q ? { ...f, o: true } : null;
-  if (f.end) return null;
-  const one = (g: Partial<typeof f>) => {
-    const c = f.c + 1;
-    return { ...f, ...g, c: n.max === Infinity ? Math.min(c, n.min) : c };
-  };
-  if (f.e === 1) {
-    if (ESCAPES.has(b)) return one({ e: 0 });
-    return b === 0x75 ? { ...f, e: 2 } : null; // \u
-  }
-  if (f.e >= 2) {
-    // \uD800-\uDFFF (surrogates) are left out: a lone one is not a character
-    if (!isHex(b) || (f.e === 2 && (b === 0x64 || b === 0x44))) return null;
-    return f.e === 5 ? one({ e: 0 }) : { ...f, e: f.e + 1 };
-  }
-  if (f.u.need > 0) {
-    const r = utf8Step(f.u, b);
-    if (!r) return null;
-    return "cp" in r ? one({ u: UTF8_IDLE }) : { ...f, u: r.partial };
-  }
-  if (b === Q) return f.c >= n.min ? { ...f, end: true } : null;
-  if (f.c >= n.max || b < 0x20) return null;
-  if (b === BS) return { ...f, e: 1 };
-  const r = utf8Step(UTF8_IDLE, b);
-  if (!r) return null;
-  return "cp" in r ? one({}) : { ...f, u: r.partial };
-}
-
 type ObjFrame = Extract<Frame, { k: "obj" }>;
 
 function stepObject(f: ObjFrame, b: number, same: (g: Frame | null) => Stack | null,
@@ -215,12 +184,7 @@ function frameMin(f: Frame): number {
   switch (f.k) {
     case "doc": return 0;
     case "val": return f.n.minLen;
-    case "str": {
-      if (f.end) return 0;
-      if (!f.o) return f.n.minLen;
-      const pending = f.e === 1 ? 1 : f.e >= 2 ? 6 - f.e : f.u.need;
-      return pending + Math.max(0, f.n.min - f.c - (pending ? 1 : 0)) + 1;
-    }
+    case "str": return stringMin(f);
     case "num": return f.n.range.minClose(f.s);
     case "lit": return f.n.lit.minClose(f.s);
     case "obj": return ObjectPlan.of(f.n).minClose(f);
@@ -242,7 +206,7 @@ function frameKey(f: Frame): string {
   switch (f.k) {
     case "doc": return f.done ? "D" : "d";
     case "val": return `v${id(f.n)}`;
-    case "str": return `s${f.n.min},${f.n.max},${+f.o}${+f.end},${f.c},${f.e},${utf8Key(f.u)}`;
+    case "str": return stringKey(f);
     case "num": return `n${id(f.n)},${f.s}`;
     case "lit": return `l${id(f.n)},${f.n.lit.key(f.s)}`;
     case "obj": return `o${id(f.n)},${f.ph},${f.i},${f.cur},${f.ks ? ObjectPlan.of(f.n).keys.key(f.ks) : ""},${+f.sp}`;

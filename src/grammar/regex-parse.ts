@@ -3,7 +3,7 @@
 // escaped punctuation), classes [...] with ranges and negation, '.', groups ( ) (?: ) (?<name> ),
 // alternation, and the quantifiers * + ? {n} {n,} {n,m} (lazy forms match the same strings);
 // ^ and $ only at the ends. Anything else (lookarounds, backreferences, \b) is refused.
-import { GrammarError } from "./schema.ts";
+import { GrammarError } from "./error.ts";
 
 export type Ranges = [number, number][]; // sorted, disjoint code point ranges
 export type Ast =

@@ -5,7 +5,7 @@
 // regex-parse.ts's.
 import { type ByteAutomaton, cpRange, type Utf8, UTF8_IDLE, utf8Key, utf8Len, utf8Step } from "./automaton.ts";
 import { type Ast, Parser, type Ranges } from "./regex-parse.ts";
-import { GrammarError } from "./schema.ts";
+import { GrammarError } from "./error.ts";
 
 const MAX_STATES = 20000;
 
@@ -67,6 +67,8 @@ export class RegexAutomaton implements ByteAutomaton<RegexState> {
   readonly init: RegexState;
   private readonly nfa: Nfa;
   private readonly dist: Float64Array; // fewest bytes from each NFA state to acceptance
+  private readonly charDist: Float64Array; // the same in characters
+  private readonly jsonDist: Float64Array; // the same in bytes of a JSON string (escapes counted)
   private readonly sets: (readonly number[])[] = [];
   private readonly setIds = new Map<string, number>();
   private readonly ascii: Int32Array[] = []; // per set: next set id on each ASCII byte (-1 none, -2 not yet known)
@@ -76,6 +78,8 @@ export class RegexAutomaton implements ByteAutomaton<RegexState> {
   constructor(readonly source: string) {
     this.nfa = build(new Parser(source).parse());
     this.dist = distances(this.nfa);
+    this.charDist = distances(this.nfa, "chars");
+    this.jsonDist = distances(this.nfa, "json");
     this.init = { id: this.intern(this.close([this.nfa.start])), u: UTF8_IDLE };
     if (!Number.isFinite(this.minClose(this.init))) throw new GrammarError(`regex ${JSON.stringify(source)} matches nothing`);
   }
@@ -160,13 +164,36 @@ export class RegexAutomaton implements ByteAutomaton<RegexState> {
     return m;
   }
 
+  /** Fewest characters that complete a match, after the character in progress (if any). */
+  minChars(s: RegexState): number {
+    return this.after(s, this.charDist, 0);
+  }
+
+  /** Fewest bytes that complete a match written inside a JSON string (escapes cost two). */
+  minJson(s: RegexState): number {
+    return this.after(s, this.jsonDist, s.u.need);
+  }
+
+  private after(s: RegexState, dist: Float64Array, pending: number): number {
+    let m = Infinity;
+    if (s.u.need === 0) {
+      for (const q of this.sets[s.id]) m = Math.min(m, dist[q]);
+      return m;
+    }
+    const [lo, hi] = cpRange(s.u);
+    for (const q of this.sets[s.id]) for (const e of this.nfa.edges[q]) if (e.r.some(([a, b]) => a <= hi && b >= lo)) m = Math.min(m, pending + dist[e.to]);
+    return m;
+  }
+
   key(s: RegexState): string {
     return `${s.id};${utf8Key(s.u)}`;
   }
 }
 
-/** Fewest bytes from each state to acceptance (Bellman-Ford over the small NFA). */
-function distances(nfa: Nfa): Float64Array {
+/** Fewest bytes (or characters, with `chars`) from each state to acceptance (Bellman-Ford over
+ * the small NFA). */
+function distances(nfa: Nfa, mode: "bytes" | "chars" | "json" = "bytes"): Float64Array {
+  const cost = mode === "chars" ? () => 1 : mode === "json" ? jsonCost : (r: Ranges) => utf8Len(r[0][0]);
   const d = new Float64Array(nfa.edges.length).fill(Infinity);
   d[nfa.accept] = 0;
   for (let changed = true; changed;) {
@@ -174,9 +201,20 @@ function distances(nfa: Nfa): Float64Array {
     for (let s = 0; s < d.length; s++) {
       let m = d[s];
       for (const t of nfa.eps[s]) m = Math.min(m, d[t]);
-      for (const e of nfa.edges[s]) m = Math.min(m, utf8Len(e.r[0][0]) + d[e.to]);
+      for (const e of nfa.edges[s]) m = Math.min(m, cost(e.r) + d[e.to]);
       if (m < d[s]) { d[s] = m; changed = true; }
     }
   }
   return d;
+}
+
+/** The fewest bytes a character of these ranges takes inside a JSON string ('"', '\\' and control
+ * characters are escaped). */
+function jsonCost(r: Ranges): number {
+  let best = Infinity;
+  for (const [a, b] of r) {
+    if (a <= 0x7e && b >= 0x20 && !(a >= 0x22 && b <= 0x22) && !(a >= 0x5c && b <= 0x5c)) return 1;
+    best = Math.min(best, a < 0x20 || a === 0x22 || a === 0x5c ? 2 : utf8Len(a));
+  }
+  return best;
 }

@@ -5,13 +5,11 @@
 // of the valid outputs, as xgrammar and outlines do.
 import { LiteralChoice } from "./literal.ts";
 import { NumberRange } from "./number.ts";
+import { RegexAutomaton } from "./regex.ts";
 
-export class GrammarError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "GrammarError";
-  }
-}
+import { GrammarError } from "./error.ts";
+
+export { GrammarError };
 
 export interface Prop {
   name: string;
@@ -21,7 +19,7 @@ export interface Prop {
 }
 
 export type Node =
-  | { t: "str"; min: number; max: number; minLen: number }
+  | { t: "str"; min: number; max: number; minLen: number; re?: RegexAutomaton } // re: the pattern, as a search
   | { t: "num"; range: NumberRange; minLen: number }
   | { t: "lit"; lit: LiteralChoice; minLen: number }
   | { t: "obj"; props: Prop[]; free: Node | null; minLen: number } // free: values of any keys (no props)
@@ -32,7 +30,7 @@ const enc = new TextEncoder();
 const IGNORED = new Set(["title", "description", "default", "examples", "$schema", "$id", "$comment", "format",
   "strict", "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "nullable"]);
 const HANDLED = new Set(["type", "enum", "const", "properties", "required", "additionalProperties", "items",
-  "minItems", "maxItems", "minLength", "maxLength", "minimum", "maximum", "anyOf", "oneOf", "$ref"]);
+  "minItems", "maxItems", "minLength", "maxLength", "minimum", "maximum", "anyOf", "oneOf", "$ref", "pattern"]);
 
 /** Any JSON value (json_object's values, schemas without a type). */
 export function anyNode(): Node {
@@ -43,7 +41,15 @@ export function anyNode(): Node {
   return any;
 }
 
-const strNode = (min: number, max: number): Node => ({ t: "str", min, max, minLen: 2 + min });
+const strNode = (min: number, max: number, re?: RegexAutomaton): Node =>
+  ({ t: "str", min, max, minLen: 2 + Math.max(min, re ? re.minJson(re.init) : 0), ...(re ? { re } : {}) });
+
+/** A JSON Schema pattern (an ECMAScript search) as a whole-string regex: unanchored ends match anything. */
+function searchRegex(pattern: string): RegexAutomaton {
+  const start = pattern.startsWith("^"), end = /(^|[^\\])(\\\\)*\$$/.test(pattern);
+  const body = pattern.slice(start ? 1 : 0, end ? -1 : undefined);
+  return new RegexAutomaton(`${start ? "" : "[\\s\\S]*"}(?:${body})${end ? "" : "[\\s\\S]*"}`);
+}
 function numNode(int: boolean, lo: number, hi: number): Node {
   const range = new NumberRange({ int, lo, hi });
   return { t: "num", range, minLen: range.minClose("") };
@@ -89,7 +95,16 @@ export function compileSchema(root: unknown): Node {
       case "string": {
         const min = n("minLength", 0), max = n("maxLength", Infinity);
         if (min > max) throw new GrammarError(`${path}: minLength is above maxLength`);
-        return strNode(Math.ceil(min), Math.floor(max));
+        if (o.pattern !== undefined && typeof o.pattern !== "string") throw new GrammarError(`${path}: pattern must be a string`);
+        let re: RegexAutomaton | undefined;
+        try {
+          re = typeof o.pattern === "string" ? searchRegex(o.pattern) : undefined;
+        } catch (e) {
+          throw new GrammarError(`${path}: pattern: ${(e as Error).message}`);
+        }
+        if (re && re.minChars(re.init) > max) throw new GrammarError(`${path}: pattern needs more than maxLength characters`);
+        if (re && min > 0) throw new GrammarError(`${path}: pattern with minLength is not supported (say the length in the pattern)`);
+        return strNode(Math.ceil(min), Math.floor(max), re);
       }
       case "integer":
       case "number":

@@ -39,6 +39,12 @@ const SCHEMAS: Record<string, object> = {
   floats: { type: "object", properties: { x: { type: "number", minimum: 0.5, maximum: 0.75 }, y: { type: "number", maximum: -1000 } }, required: ["x", "y"], additionalProperties: false },
   refs: { $defs: { pt: { type: "object", properties: { x: { type: "integer" } }, required: ["x"], additionalProperties: false } }, type: "array", items: { $ref: "#/$defs/pt" }, maxItems: 2 },
   words: { type: "string", minLength: 3, maxLength: 6 },
+  patterns: {
+    type: "object",
+    properties: { id: { type: "string", pattern: "^[A-Z]{2}-\\d{3}$" }, note: { type: "string", pattern: "o\"k", maxLength: 6 }, tail: { type: "string", pattern: "\\\\$" } },
+    required: ["id", "note", "tail"],
+    additionalProperties: false,
+  },
 };
 
 function fuzz(vocab: ReturnType<typeof toyVocab>, seeds: number, maxTokens: number) {
@@ -86,7 +92,7 @@ describe("JSON Schema constraint, random model", () => {
 
   test("keywords that cannot be enforced are refused, not ignored", () => {
     const v = toyVocab();
-    for (const s of [{ type: "string", pattern: "a+" }, { type: "number", multipleOf: 3 }, { type: "integer", exclusiveMinimum: 0 },
+    for (const s of [{ type: "string", pattern: "(?=a)" }, { type: "string", pattern: "abc", maxLength: 2 }, { type: "array", uniqueItems: true }, { type: "number", multipleOf: 3 }, { type: "integer", exclusiveMinimum: 0 },
       { anyOf: [{ type: "object" }, { type: "object", properties: { a: { type: "string" } } }] }, { type: "integer", minimum: 3, maximum: 2 }])
       expect(() => compileJsonSchema(s, v)).toThrow(GrammarError);
   });
