@@ -138,7 +138,7 @@ describe("tool_choice required / named over /v1/chat/completions (random model, 
     const bad: [object, string][] = [
       [{ tools, tool_choice: { type: "function", function: { name: "nope" } } }, "tool_choice.function.name"],
       [{ tool_choice: "required" }, "tool_choice"],
-      [{ tools: [{ type: "function", function: { name: "f", parameters: { type: "string", pattern: "^a+$" } } }], tool_choice: "required" }, "tools"],
+      [{ tools: [{ type: "function", function: { name: "f", parameters: { type: "number", multipleOf: 3 } } }], tool_choice: "required" }, "tools"],
     ];
     for (const [extra, param] of bad) {
       const err = await client.chat.completions.create({ model: MODEL, messages, ...extra } as OpenAI.ChatCompletionCreateParamsNonStreaming).then(() => null, (e) => e);
