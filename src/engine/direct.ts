@@ -9,7 +9,7 @@ import type { ModelBackend, SeqResult, SeqWork } from "./backend.ts";
 export class DirectBackend implements ModelBackend {
   readonly runner: StepRunner;
   readonly moe: LocalMoE;
-  readonly replicas = 1;
+  readonly replicas: number = 1;
   private readonly load = new Map<number, Float64Array>();
 
   /** `k`: the kernels to run on (default the CPU library; tests pass device kernels). */

@@ -4,17 +4,17 @@
 import type { Context } from "hono";
 import type { ChatTemplateMessage } from "./codec.ts";
 import { ChatOutput, type ChatOutputOptions, chatFinishReason, joinDeltas } from "./chat-output.ts";
-import { collectAll, merge, startChoices } from "./choices.ts";
+import { answer, type Head, responseHead } from "./answer.ts";
+import { merge, startChoices } from "./choices.ts";
 import type { GatewayEnv } from "./env.ts";
 import { ApiError } from "./errors.ts";
-import { chatLogprobs, createdNow, type TokenNamer, tokenNamer, usage } from "./format.ts";
+import { chatLogprobs, type TokenNamer, tokenNamer, usage } from "./format.ts";
 import type { Choice, TokenInfo } from "./generation.ts";
 import { promptOpensThinking, type ReasoningParserName } from "./reasoning.ts";
 import {
   checkModel, choiceSpecs, encodePrompt, type GatewayDeps, readJson, resolveMaxTokens, samplingParams, stopStrings,
 } from "./request.ts";
 import { ChatCompletionRequest } from "./schemas.ts";
-import { sseResponse } from "./sse.ts";
 import { toolCallConstraint } from "./tool-constraint.ts";
 import type { ToolCallParserName } from "./tools.ts";
 
@@ -57,12 +57,6 @@ function renderPrompt(deps: GatewayDeps, body: ChatCompletionRequest, tools: Cha
   }, "messages");
 }
 
-interface Head {
-  id: string;
-  created: number;
-  model: string;
-}
-
 export async function chatCompletions(c: Context<GatewayEnv>, deps: GatewayDeps, opts: ChatOptions = {}): Promise<Response> {
   const startMs = performance.now();
   const body = ChatCompletionRequest.parse(await readJson(c));
@@ -93,30 +87,27 @@ export async function chatCompletions(c: Context<GatewayEnv>, deps: GatewayDeps,
   const skipSpecial = reading.tools ? false : (body.skip_special_tokens ?? true);
   const specs = choiceSpecs(c, deps, [{ ids: promptIds, params }], body.n ?? 1, stopStrings(body.stop), skipSpecial, startMs);
   const choices = await startChoices(deps.engine, deps.codec, specs);
-  const head: Head = { id: `chatcmpl-${c.get("requestId")}`, created: createdNow(), model: deps.servedModelName };
-  const observeE2e = () => deps.metrics.e2e.observe((performance.now() - startMs) / 1000);
+  const head = responseHead(c, deps, "chatcmpl");
   const name = tokenNamer(deps.codec, body.return_tokens_as_token_ids ?? false);
-  if (body.stream) {
-    const includeUsage = body.stream_options?.include_usage ?? false;
-    const chunks = streamChunks({ name, head, choices, reading, promptTokens: promptIds.length, wantLogprobs: logprobs !== null, includeUsage });
-    return sseResponse(chunks, { onCancel: () => choices.forEach((ch) => ch.abort()), onEnd: observeE2e });
-  }
-  const done = await collectAll(choices);
-  observeE2e();
-  return c.json({
-    ...head,
-    object: "chat.completion",
-    choices: done.map((d, index) => {
-      const out = new ChatOutput(reading);
-      const message = joinDeltas([...out.push(d.text), ...out.finish()], reading.reasoning);
-      return {
-        index,
-        message,
-        logprobs: logprobs !== null ? chatLogprobs(name, d.tokens) : null,
-        finish_reason: chatFinishReason(d.finishReason, out.toolCalls),
-      };
+  const includeUsage = body.stream_options?.include_usage ?? false;
+  return answer(c, deps, {
+    startMs, choices, stream: body.stream ?? false,
+    chunks: () => streamChunks({ name, head, choices, reading, promptTokens: promptIds.length, wantLogprobs: logprobs !== null, includeUsage }),
+    whole: (done) => ({
+      ...head,
+      object: "chat.completion",
+      choices: done.map((d, index) => {
+        const out = new ChatOutput(reading);
+        const message = joinDeltas([...out.push(d.text), ...out.finish()], reading.reasoning);
+        return {
+          index,
+          message,
+          logprobs: logprobs !== null ? chatLogprobs(name, d.tokens) : null,
+          finish_reason: chatFinishReason(d.finishReason, out.toolCalls),
+        };
+      }),
+      usage: usage(promptIds.length, done.reduce((s, d) => s + d.completionTokens, 0), Math.max(0, ...done.map((d) => d.cachedTokens))),
     }),
-    usage: usage(promptIds.length, done.reduce((s, d) => s + d.completionTokens, 0), Math.max(0, ...done.map((d) => d.cachedTokens))),
   });
 }
 

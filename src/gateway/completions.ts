@@ -2,15 +2,15 @@
 // (choice index = prompt index * n + i, as vLLM numbers them); `echo` puts the prompt (and with
 // logprobs, its prompt logprobs) in front of the completion.
 import type { Context } from "hono";
-import { collectAll, merge, startChoices } from "./choices.ts";
+import { answer, type Head, responseHead } from "./answer.ts";
+import { merge, startChoices } from "./choices.ts";
 import type { GatewayEnv } from "./env.ts";
-import { CompletionLogprobsBuilder, concatLogprobs, createdNow, type TokenNamer, tokenNamer, usage } from "./format.ts";
+import { CompletionLogprobsBuilder, concatLogprobs, type TokenNamer, tokenNamer, usage } from "./format.ts";
 import type { Choice } from "./generation.ts";
 import {
   checkModel, checkTokenIds, choiceSpecs, encodePrompt, type GatewayDeps, readJson, resolveMaxTokens, samplingParams, stopStrings,
 } from "./request.ts";
 import { CompletionRequest } from "./schemas.ts";
-import { sseResponse } from "./sse.ts";
 
 interface Prompt {
   ids: number[];
@@ -23,12 +23,6 @@ async function toPrompts(deps: GatewayDeps, p: CompletionRequest["prompt"]): Pro
   if (typeof p === "string") return [await fromText(p)];
   if (typeof p[0] === "number") return [{ ids: p as number[], text: null }];
   return Promise.all((p as (string | number[])[]).map((x) => (typeof x === "string" ? fromText(x) : { ids: x, text: null })));
-}
-
-interface Head {
-  id: string;
-  created: number;
-  model: string;
 }
 
 export async function completions(c: Context<GatewayEnv>, deps: GatewayDeps): Promise<Response> {
@@ -47,33 +41,30 @@ export async function completions(c: Context<GatewayEnv>, deps: GatewayDeps): Pr
   const skipSpecial = body.skip_special_tokens ?? true;
   const specs = choiceSpecs(c, deps, engineInputs, n, stopStrings(body.stop), skipSpecial, startMs);
   const choices = await startChoices(deps.engine, deps.codec, specs);
-  const head: Head = { id: `cmpl-${c.get("requestId")}`, created: createdNow(), model: deps.servedModelName };
+  const head = responseHead(c, deps, "cmpl");
   const promptOf = (k: number) => prompts[Math.floor(k / n)]!;
   const echoText = (p: Prompt) => (echo ? p.text ?? deps.codec.decode(p.ids, { skipSpecialTokens: skipSpecial }) : "");
   const promptTokens = prompts.reduce((s, p) => s + p.ids.length, 0);
-  const observeE2e = () => deps.metrics.e2e.observe((performance.now() - startMs) / 1000);
   const name = tokenNamer(deps.codec, body.return_tokens_as_token_ids ?? false);
-  if (body.stream) {
-    const includeUsage = body.stream_options?.include_usage ?? false;
-    const ctx: StreamCtx = { name, head, choices, promptOf, echoText, promptTokens, promptCount: prompts.length, logprobs: logprobs !== null, includeUsage };
-    return sseResponse(streamChunks(ctx), { onCancel: () => choices.forEach((ch) => ch.abort()), onEnd: observeE2e });
-  }
-  const done = await collectAll(choices);
-  observeE2e();
-  return c.json({
-    ...head,
-    object: "text_completion",
-    choices: done.map((d, index) => {
-      const lp = new CompletionLogprobsBuilder(name);
-      const parts = echo && d.promptLogprobs ? [lp.prompt(promptOf(index).ids, d.promptLogprobs)] : [];
-      return {
-        index,
-        text: echoText(promptOf(index)) + d.text,
-        logprobs: logprobs !== null ? concatLogprobs([...parts, lp.generated(d.tokens)]) : null,
-        finish_reason: d.finishReason,
-      };
+  const includeUsage = body.stream_options?.include_usage ?? false;
+  return answer(c, deps, {
+    startMs, choices, stream: body.stream ?? false,
+    chunks: () => streamChunks({ name, head, choices, promptOf, echoText, promptTokens, promptCount: prompts.length, logprobs: logprobs !== null, includeUsage }),
+    whole: (done) => ({
+      ...head,
+      object: "text_completion",
+      choices: done.map((d, index) => {
+        const lp = new CompletionLogprobsBuilder(name);
+        const parts = echo && d.promptLogprobs ? [lp.prompt(promptOf(index).ids, d.promptLogprobs)] : [];
+        return {
+          index,
+          text: echoText(promptOf(index)) + d.text,
+          logprobs: logprobs !== null ? concatLogprobs([...parts, lp.generated(d.tokens)]) : null,
+          finish_reason: d.finishReason,
+        };
+      }),
+      usage: usage(promptTokens, done.reduce((s, d) => s + d.completionTokens, 0), cachedPerPrompt(done.map((d) => d.cachedTokens), n)),
     }),
-    usage: usage(promptTokens, done.reduce((s, d) => s + d.completionTokens, 0), cachedPerPrompt(done.map((d) => d.cachedTokens), n)),
   });
 }
 
