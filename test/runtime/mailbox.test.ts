@@ -29,7 +29,7 @@ describe("mailbox and lifecycle (in-process)", () => {
 
   test("an ask that outlives its timeout fails with a clear error, and the actor goes on", async () => {
     const sys = await startSystem();
-    const err = await rejection(sys.ask("slow/1", { type: "sleep", ms: 150 }, { timeoutMs: 20 }));
+    const err = await rejection(sys.ask("slow/1", { type: "sleep", ms: 3000 }, { timeoutMs: 20 }));
     expect(err.name).toBe("ActorError");
     expect(err.code).toBe("timeout");
     expect(err.message).toBe('ask to slow/1#0 ("sleep") timed out after 20 ms');

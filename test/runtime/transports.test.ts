@@ -54,7 +54,7 @@ describe.each(LOCATIONS)("transport %s", (loc) => {
 
   test("ask timeout", async () => {
     const sys = await start();
-    const err = await rejection(sys.ask("slow/t", { type: "sleep", ms: 150 }, { timeoutMs: 10 }));
+    const err = await rejection(sys.ask("slow/t", { type: "sleep", ms: 3000 }, { timeoutMs: 10 }));
     expect(err.code).toBe("timeout");
   });
 
