@@ -1,6 +1,7 @@
 // --plot FILE: the latency histograms of a run (TTFT, TPOT, ITL, E2EL; the median and p99 marked) as
 // an SVG written here, or a PNG rendered from that same SVG by resvg (@resvg/resvg-js). resvg draws
-// text only with a font it can read: DejaVu Sans (Debian's fonts-dejavu-core) when installed, else
+// text only with a font it can read: DejaVu Sans from the npm package dejavu-fonts-ttf (a project
+// dependency, so a fresh install has it), else the system's (Debian's fonts-dejavu-core), else
 // whatever system font it finds; without any the PNG has bars and no labels, and we say so.
 import { existsSync } from "node:fs";
 import { percentile } from "./report.ts";
@@ -58,6 +59,7 @@ export function latencySvg(title: string, series: Series[]): string {
 }
 
 const FONTS = [
+  new URL("../../node_modules/dejavu-fonts-ttf/ttf/DejaVuSans.ttf", import.meta.url).pathname,
   "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", // Debian, Ubuntu: fonts-dejavu-core
   "/usr/share/fonts/dejavu/DejaVuSans.ttf", // Fedora
   "/usr/share/fonts/TTF/DejaVuSans.ttf", // Arch
