@@ -66,7 +66,8 @@ export function substitute(line: string, o: { port?: number; natsPort: number })
   l = l.replace(/^npm test$/, "npm test -- test/help.test.ts");
   l = l.replace(/^npm start\b/, "npm start -- --port 0");
   if (/\bmoe serve\b/.test(l)) l = /--port\s+\d+/.test(l) ? l.replace(/--port\s+\d+/, "--port 0") : l.replace(/\s*&$/, "") + " --port 0" + (/&$/.test(l) ? " &" : "");
-  l = l.replace(/\/data\/DeepSeek-V3\b/g, tiny).replace(/(^|[\s="'])\/tmp\//g, `$1${tmp}/`);
+  // /tmp/ first: the checkout itself may live under /tmp (a CI clone), and its fixture path must stay whole
+  l = l.replace(/(^|[\s="'])\/tmp\//g, `$1${tmp}/`).replace(/\/data\/DeepSeek-V3\b/g, tiny);
   l = l.replace(/scripts\/nats-server\.sh 4222/, `scripts/nats-server.sh ${o.natsPort}`).replace(/:4222\b/g, `:${o.natsPort}`);
   if (o.port !== undefined) l = l.replace(/(127\.0\.0\.1|localhost):8000\b/g, `127.0.0.1:${o.port}`);
   return l;
