@@ -10,8 +10,9 @@ import {
 import { ActorError } from "../runtime/actor.ts";
 import { ActorSystem, type SystemOptions } from "../runtime/system.ts";
 import type { Transport } from "../runtime/transport.ts";
+import { clusterView } from "./cluster-view.ts";
 import { BackendUnavailable, type ModelBackend, type SeqResult, type SeqWork } from "./backend.ts";
-import type { EngineHealth } from "./types.ts";
+import type { ClusterState, EngineHealth } from "./types.ts";
 
 export interface ActorBackendOptions {
   model: string; // the checkpoint directory the actors map their weights from
@@ -112,6 +113,10 @@ export class ActorBackend implements ModelBackend {
       }
     }
     return sum;
+  }
+
+  cluster(): Omit<ClusterState, "expert_load"> {
+    return clusterView(this.system, this.targets);
   }
 
   async close(): Promise<void> {

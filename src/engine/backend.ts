@@ -3,7 +3,7 @@
 // it to attention actors placed by a scaling config.
 import type { ModelConfig } from "../config/model.ts";
 import type { SeqResult, SeqWork } from "../protocol.ts";
-import type { EngineHealth } from "./types.ts";
+import type { ClusterState, EngineHealth } from "./types.ts";
 
 export type { SeqResult, SeqWork };
 
@@ -23,6 +23,8 @@ export interface ModelBackend {
   /** MTP logits for a whole prompt (tests / CLI): row i predicts token i+2. */
   mtpLogits?(tokens: number[], pages: number[]): Promise<Float32Array>;
   expertLoad(): Promise<Record<number, number[]>>;
+  /** Hosts and actors now (absent: a backend without actors). */
+  cluster?(): Omit<ClusterState, "expert_load">;
   close(): Promise<void>;
 }
 

@@ -7,7 +7,7 @@ import { StepExecutor } from "./executor.ts";
 import { Scheduler, type SchedulerLimits } from "./scheduler.ts";
 import { Sequence } from "./sequence.ts";
 import {
-  type Engine, EngineError, type EngineHealth, type EngineStats, type GenerateRequest, type ModelInfo,
+  type ClusterState, type Engine, EngineError, type EngineHealth, type EngineStats, type GenerateRequest, type ModelInfo,
   type Preemption, type SamplingParams, type TokenEvent,
 } from "./types.ts";
 
@@ -130,10 +130,7 @@ export class ModelEngine implements Engine {
   }
 
   stats(): EngineStats {
-    if (performance.now() - this.loadAt > 1000) {
-      this.loadAt = performance.now();
-      this.backend.expertLoad().then((l) => (this.load = l), () => {});
-    }
+    this.refreshLoad();
     const books = this.sched.books;
     return {
       running: this.sched.running.length,
@@ -147,6 +144,19 @@ export class ModelEngine implements Engine {
       preemptions_total: this.preemptions,
       ...(this.specK ? { spec_drafted_total: this.exec.specDrafted, spec_accepted_total: this.exec.specAccepted } : {}),
     };
+  }
+
+  /** The routers' expert load is asked for at most once a second; a read returns the last answer. */
+  private refreshLoad(): void {
+    if (performance.now() - this.loadAt <= 1000) return;
+    this.loadAt = performance.now();
+    this.backend.expertLoad().then((l) => (this.load = l), () => {});
+  }
+
+  cluster(): ClusterState {
+    this.refreshLoad();
+    const now = this.backend.cluster?.() ?? { hosts: [], actors: [] };
+    return { ...now, expert_load: this.load };
   }
 
   health(): EngineHealth {

@@ -111,7 +111,33 @@ export interface Engine {
   /** Runs one tiny request through the model so every actor kind activates (serve calls it after
    * listening; /health turns ready when it is done). */
   warmup?(): Promise<void>;
+  /** What runs where, for GET /v1/cluster and the dashboard (absent: an engine without actors). */
+  cluster?(): ClusterState;
   close(): Promise<void>;
+}
+
+/** One actor the model needs, or one that ran: `replicas` counts the hosts where its kind+key is
+ * active now (an expert actor with redundant copies has more than one). */
+export interface ClusterActor {
+  id: string; // "kind/key"
+  kind: string;
+  key: string;
+  location: string; // where its next message goes (its placed host, or a fallback while that is lost)
+  state: "active" | "passivated";
+  replicas: number;
+}
+
+export interface ClusterHost {
+  location: string;
+  status: string; // the runtime's host status (starting, ready, restarting, stopped, ...)
+  lost: boolean;
+  actors: string[]; // active there
+}
+
+export interface ClusterState {
+  hosts: ClusterHost[];
+  actors: ClusterActor[];
+  expert_load: Record<number, number[]>; // tokens routed, expert_load[layer][expert]
 }
 
 export interface EngineHealth {

@@ -7,7 +7,9 @@ import { Logger } from "../log.ts";
 import { inlineEncoder, type PromptEncoder } from "../tokenizer/prompt.ts";
 import { type ChatOptions, chatCompletions } from "./chat.ts";
 import type { TextCodec } from "./codec.ts";
+import { ClusterWatch, clusterRoutes } from "./cluster.ts";
 import { completions } from "./completions.ts";
+import { dashboardRoutes } from "./dashboard.ts";
 import { Drain } from "./drain.ts";
 import type { GatewayEnv } from "./env.ts";
 import { ApiError, toApiError, toErrorResponse } from "./errors.ts";
@@ -116,6 +118,8 @@ export function createApp(opts: AppOptions): Hono<GatewayEnv> {
   });
 
   healthRoutes(app, engine, drain);
+  clusterRoutes(app, new ClusterWatch(engine, metrics)); // under /v1: behind the key, like the API
+  dashboardRoutes(app);
   app.get("/metrics", (c) => {
     c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
     return c.body(metrics.render(engineStats(engine), servedModelName));

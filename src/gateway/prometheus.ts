@@ -74,6 +74,22 @@ export class Histogram {
     return this.count;
   }
 
+  /** Count, mean and quantiles estimated from the buckets as Prometheus' histogram_quantile does
+   * (linear within the bucket), for a JSON summary (GET /v1/cluster). null when nothing was observed. */
+  summary(qs: readonly number[] = [0.5, 0.95]): { count: number; mean: number; quantiles: Record<string, number> } | null {
+    if (this.count === 0) return null;
+    const quantiles: Record<string, number> = {};
+    for (const q of qs) {
+      const rank = q * this.count;
+      const i = this.counts.findIndex((c) => c >= rank);
+      if (i < 0) { quantiles[`p${Math.round(q * 100)}`] = this.buckets.at(-1)!; continue; } // in +Inf: the top bound
+      const lo = i === 0 ? 0 : this.buckets[i - 1]!, below = i === 0 ? 0 : this.counts[i - 1]!;
+      const inBucket = this.counts[i]! - below;
+      quantiles[`p${Math.round(q * 100)}`] = inBucket > 0 ? lo + (this.buckets[i]! - lo) * ((rank - below) / inBucket) : this.buckets[i]!;
+    }
+    return { count: this.count, mean: this.sum / this.count, quantiles };
+  }
+
   render(base?: Labels): string {
     let out = header(this.name, this.help, "histogram");
     this.buckets.forEach((le, i) => (out += sample(`${this.name}_bucket`, this.counts[i]!, { ...base, le: String(le) })));
