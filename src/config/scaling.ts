@@ -54,7 +54,21 @@ const ExpertsSpec = z
     if (v.table && v.replicate_hot > 0) ctx.addIssue({ code: "custom", path: ["replicate_hot"], message: "only with split (a table lists copies itself)" });
   });
 
+// Hosts for one kind's actors, between min and max by backlog (src/runtime/autoscaler.ts). The
+// kind's actors stay a fixed set; what scales is the hosts they are spread over.
+const AutoscaleSpec = z.strictObject({
+  min_replicas: Count(0),
+  max_replicas: Count(1),
+  target_backlog: Count(1), // asks/sequences one host is meant to absorb
+  scale_down_after_ms: Count(1), // backlog low this long before a host is drained
+  host: z.enum(["worker", "process"]).default("worker"), // what a host is locally
+}).refine((a) => a.min_replicas <= a.max_replicas, { path: ["min_replicas"], message: "must be <= max_replicas" });
+export type AutoscaleConfig = z.infer<typeof AutoscaleSpec>;
+/** Kinds whose actors hold no state between asks: the only ones a scaler may take to zero hosts. */
+export const STATELESS_KINDS: readonly string[] = ["expert", "router"];
+
 const KindSpec = z.strictObject({
+  autoscale: AutoscaleSpec.optional(),
   replicas: Count(1).optional(),
   /** One location, or a list the kind's actors are spread over round-robin. */
   placement: z.union([Location, z.array(Location).min(1)]).optional(),
@@ -153,6 +167,8 @@ export interface ResolvedScaling {
   askTimeoutMs: number;
   batch: { max_batch_tokens: number; max_running_seqs: number };
   locations: string[];
+  /** Autoscaled kinds (ActorSystem's autoscale option): base = where their actors live with no host. */
+  autoscale: Record<string, AutoscaleConfig & { base: string; hosts: string[]; keys: string[] }>;
 }
 
 function deepFreeze<T>(o: T): T {
@@ -193,8 +209,10 @@ export function resolveScaling(config: ScalingConfig, shape: ModelShape, opts: R
       actors.push({ kind, key, location, device: device[kind]!, fallback: fb.filter((l) => l !== location) });
     });
   }
+  const autoscale = resolveAutoscale(config, actors, fail);
   return deepFreeze({
     source: src,
+    autoscale,
     actors,
     attentionReplicas: config.actors.attention!.replicas ?? 1,
     routers: config.actors.router!.replicas ?? 1,
@@ -210,4 +228,26 @@ export function resolveScaling(config: ScalingConfig, shape: ModelShape, opts: R
     batch: { max_batch_tokens: config.max_batch_tokens, max_running_seqs: config.max_running_seqs },
     locations: [...new Set([config.placement, ...actors.map((a) => a.location), ...actors.flatMap((a) => a.fallback)])],
   });
+}
+
+/** Each autoscaled kind's hosts are fresh locations (worker:N past every N the config names). */
+function resolveAutoscale(config: ScalingConfig, actors: readonly ResolvedActor[], fail: (f: string, m: string) => never): ResolvedScaling["autoscale"] {
+  const out: ResolvedScaling["autoscale"] = {};
+  const named = [config.placement, ...(config.fallback ?? []), ...actors.flatMap((a) => [a.location, ...a.fallback])];
+  let next = 1 + Math.max(0, ...named.map((l) => Number(/^(?:worker|process):(\d+)$/.exec(l)?.[1] ?? 0)));
+  for (const [kind, spec] of Object.entries(config.actors)) {
+    const a = spec.autoscale;
+    if (!a) continue;
+    const field = `actors.${kind}.autoscale`;
+    if (!STATELESS_KINDS.includes(kind)) {
+      if (a.min_replicas < 1) fail(`${field}.min_replicas`, `${kind} actors hold state (KV pages): must be >= 1`);
+      fail(field, `only stateless kinds (${STATELESS_KINDS.join(", ")}) move between hosts; ${kind} actors hold state`);
+    }
+    const own = actors.filter((x) => x.kind === kind);
+    const base = own[0]!.location;
+    if (own.some((x) => x.location !== base)) fail(`actors.${kind}.placement`, "an autoscaled kind has one placement: where its actors live with no host of their own");
+    const hosts = Array.from({ length: a.max_replicas }, () => `${a.host}:${next++}`);
+    out[kind] = { ...a, base, hosts, keys: own.map((x) => x.key) };
+  }
+  return out;
 }

@@ -25,6 +25,7 @@ export interface ActorBackendOptions {
   kvCacheDtype?: ModelActorsConfig["kvCacheDtype"]; // the attention actors' latent caches (default f32)
   transports?: Transport[];
   askTimeoutMs?: number; // overrides the scaling config's ask_timeout_ms
+  scaler?: "local" | "external"; // who acts on the autoscaled kinds' demand (default local)
 }
 
 /** The ask timeout when the scaling config names none. */
@@ -66,8 +67,23 @@ export class ActorBackend implements ModelBackend {
       askTimeoutMs: o.askTimeoutMs ?? s.askTimeoutMs ?? DEFAULT_ASK_TIMEOUT_MS,
       config: actorsConfig,
       transports: o.transports,
+      autoscale: s.autoscale,
+      scaler: o.scaler,
     });
     return new ActorBackend(system, o.config, o.pages, o.pageSize, s.attentionReplicas, s.routers, s);
+  }
+
+  /** The autoscaled kinds' demand: the engine's sequences, read at each of the scaler's ticks. */
+  scaleOn(demand: () => number): void {
+    this.system.scaler?.demandFrom(demand);
+  }
+
+  /** Hosts and backlog per autoscaled kind, for /metrics (none without autoscale). */
+  scalingStats(): { actor_replicas: Record<string, number>; actor_backlog: Record<string, number> } | undefined {
+    const sc = this.system.scaler;
+    if (!sc) return undefined;
+    const of = (f: (k: string) => number) => Object.fromEntries(sc.kinds().map((k) => [k, f(k)]));
+    return { actor_replicas: of((k) => sc.replicas(k)), actor_backlog: of((k) => sc.backlog(k)) };
   }
 
   get batch() {

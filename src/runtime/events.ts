@@ -21,7 +21,10 @@ export type RuntimeEvent =
   | { type: "host_down"; location: string; reason: string; inFlight: number; at: number }
   // An actor's messages go to `location` from now on, instead of `from`: its host was lost (and
   // `location` is a fallback), or is back (and `location` is its home).
-  | { type: "relocated"; actor: string; location: string; from: string; reason: string; at: number };
+  | { type: "relocated"; actor: string; location: string; from: string; reason: string; at: number }
+  // The scaler set a kind's hosts to `replicas` (from `from`) for this backlog; `hosts` serve it
+  // now, and `location` (its base) when there are none.
+  | { type: "scaled"; kind: string; location: string; replicas: number; from: number; backlog: number; hosts: string[]; at: number };
 
 export type EventType = RuntimeEvent["type"];
 
@@ -88,5 +91,7 @@ export function formatEvent(e: RuntimeEvent): string {
       return `${e.location} died (${e.reason}) with ${e.inFlight} message(s) in flight`;
     case "relocated":
       return `${e.actor} relocated from ${e.from} to ${e.location} (${e.reason})`;
+    case "scaled":
+      return `${e.kind} scaled from ${e.from} to ${e.replicas} host(s) at backlog ${e.backlog}${e.hosts.length ? ` (${e.hosts.join(", ")})` : ""}`;
   }
 }

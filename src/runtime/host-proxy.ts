@@ -75,6 +75,11 @@ export class HostProxy {
     this.open([]);
   }
 
+  /** Asks sent here and not answered yet: a host being drained stops once this is 0. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
   info(): HostInfo {
     return { location: this.location, status: this.status, lost: this.lost, actors: [...this.active].sort() };
   }

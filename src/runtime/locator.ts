@@ -19,6 +19,8 @@ export interface HostState {
 export class Locator {
   /** Actors away from their placed location: name -> where they are now. */
   private readonly moved = new Map<string, string>();
+  /** Autoscaled actors: name -> where their last message went. */
+  private readonly at = new Map<string, string>();
 
   constructor(
     private readonly placement: Placement,
@@ -26,10 +28,14 @@ export class Locator {
     private readonly emit: (e: RuntimeEvent) => void,
     /** The actor went home from `location`: the copy there holds nothing anyone will ask for. */
     private readonly left: (name: string, location: string) => void = () => {},
+    /** Where an autoscaled actor goes now (its scaler's choice); undefined for the others. */
+    private readonly scaled: (name: string) => string | undefined = () => undefined,
   ) {}
 
   /** The location to send to now. A lost home with no ready fallback: home (asks wait there). */
   locate(name: string): string {
+    const scaled = this.scaled(name);
+    if (scaled !== undefined) return this.follow(name, scaled);
     const home = this.placement.locate(name);
     const now = this.moved.get(name);
     if (!this.hostOf(home)?.lost) {
@@ -59,6 +65,18 @@ export class Locator {
   /** name -> current location, for actors away from home. */
   relocated(): ReadonlyMap<string, string> {
     return this.moved;
+  }
+
+  /** An autoscaled actor follows its scaler; the copy it leaves finishes its queue and is passivated. */
+  private follow(name: string, to: string): string {
+    const was = this.at.get(name);
+    if (was === to) return to;
+    this.at.set(name, to);
+    if (was !== undefined) {
+      this.emit({ type: "relocated", actor: name, location: to, from: was, reason: "scaled", at: Date.now() });
+      this.left(name, was);
+    }
+    return to;
   }
 
   private goHome(name: string, home: string, now: string): void {

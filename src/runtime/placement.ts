@@ -33,6 +33,10 @@ export interface PlacementSpec {
 
 const LOCATION_RE = /^[a-z][a-z0-9_-]*(:[A-Za-z0-9_.-]+)?$/;
 
+/** The scheme of the place an autoscaled kind is "placed" at: on no host, so every host sends its
+ * asks upstream, where the system (which counts them as backlog) asks the scaler where they go. */
+export const SCALED = "scaled";
+
 export function schemeOf(location: string): string {
   const i = location.indexOf(":");
   return i < 0 ? location : location.slice(0, i);
@@ -69,9 +73,10 @@ export class Placement {
     return [...new Set([...this.placed(), ...(s.fallback ?? []), ...s.rules.flatMap((r) => r.fallback ?? [])])];
   }
 
-  /** The locations actors are placed at (default first): without them the system cannot serve. */
+  /** The locations actors are placed at (default first): without them the system cannot serve.
+   * An autoscaled kind's place (SCALED) is no host: its scaler decides where it runs. */
   placed(): string[] {
-    return [...new Set([this.spec.defaultLocation, ...this.spec.rules.map((r) => r.location)])];
+    return [...new Set([this.spec.defaultLocation, ...this.spec.rules.map((r) => r.location)])].filter((l) => schemeOf(l) !== SCALED);
   }
 
   /** The table as hosts need it: where things are placed, without the system's fallbacks. */

@@ -9,18 +9,20 @@
 //
 //   ActorSystem.start(options): Promise<ActorSystem>
 //   system.tell(to, msg); system.ask<R>(to, msg, {timeoutMs?, retry?}): Promise<R>
-//   system.events: EventLog (activated, restarted, passivated, failed, host_up, host_down, relocated)
+//   system.events: EventLog (activated, restarted, passivated, failed, host_up, host_down, relocated, scaled)
+//   system.scaler: the autoscaled kinds' hosts (replicas, backlog), null without options.autoscale
 //   system.locate(to) (placed); system.routeOf(to) (now); system.isReachable(to); system.hosts()
 //   system.locations(); system.killHost(location, reason?); system.stop(graceMs?)
 //   SystemOptions: see below.
 import { ActorError, type AskOptions, type Target, errorText, messageType, nameOf, parseId } from "./actor.ts";
+import { type AutoscaleKind, ExternalScaler, LocalScaler, type Scaler } from "./autoscaler.ts";
 import { EventLog, type RuntimeEvent } from "./events.ts";
 import type { HostInit } from "./frames.ts";
 import { askTimeout } from "./host.ts";
 import { type HostInfo, HostProxy, type ProxyOwner, stoppedError } from "./host-proxy.ts";
 import { Locator } from "./locator.ts";
 import { type PendingAsk, pendingAsk } from "./pending-ask.ts";
-import { Placement, type PlacementRule, schemeOf } from "./placement.ts";
+import { Placement, type PlacementRule, SCALED, schemeOf } from "./placement.ts";
 import { type RegistryRef, resolveRegistryRef } from "./registry.ts";
 import { type Transport, bindHost, defaultTransports } from "./transport.ts";
 
@@ -47,6 +49,10 @@ export interface SystemOptions {
   /** Added to (and by scheme replacing) inprocess, worker and process. */
   readonly transports?: readonly Transport[];
   readonly eventLogSize?: number;
+  /** Kinds whose actors move over hosts started and stopped by load (autoscaler.ts). */
+  readonly autoscale?: Readonly<Record<string, AutoscaleKind>>;
+  /** local (default): start and stop hosts here; external: only publish the demand. */
+  readonly scaler?: "local" | "external";
 }
 
 const MAX_ATTEMPTS = 4;
@@ -60,17 +66,25 @@ export class ActorSystem {
   private readonly askTimeoutMs: number;
   private stopping = false;
   private readonly owner: ProxyOwner;
+  /** Autoscaled kinds' hosts (absent with no autoscale option). */
+  readonly scaler: Scaler | null = null;
+  private readonly asking = new Map<string, number>(); // autoscaled kind -> asks in flight
 
   private constructor(private readonly options: SystemOptions) {
     this.events = new EventLog(options.eventLogSize);
+    const scaled = options.autoscale ?? {};
     this.placement = new Placement({
-      rules: options.placement ?? [],
+      rules: [...Object.keys(scaled).map((kind) => ({ kind, location: `${SCALED}:${kind}`, fallback: [] })), ...(options.placement ?? [])],
       defaultLocation: options.defaultLocation ?? "inprocess",
       replicas: options.replicas,
       fallback: options.fallback,
     });
     this.locator = new Locator(this.placement, (loc) => this.proxies.get(loc), (e) => this.events.emit(e),
-      (name, loc) => this.proxies.get(loc)?.passivate(name)); // home again: free the copy's memory
+      (name, loc) => this.proxies.get(loc)?.passivate(name), // home again: free the copy's memory
+      (name) => {
+        const id = this.scaler ? parseId(name) : null;
+        return id && id.kind in scaled ? this.scaler!.route(id.kind, id.key) : undefined;
+      });
     for (const t of [...defaultTransports(), ...(options.transports ?? [])]) this.transports.set(t.scheme, t);
     this.askTimeoutMs = options.askTimeoutMs ?? 30_000;
     this.owner = {
@@ -90,6 +104,27 @@ export class ActorSystem {
       retry: (p, dead) => this.retry(p, dead),
       lost: (from, actors) => this.relocate(from, actors),
       resend: (to, msg, p) => (p ? this.dispatch(p) : this.tell(to, msg)),
+    };
+    if (Object.keys(scaled).length) this.scaler = this.startScaler(scaled);
+  }
+
+  private startScaler(spec: Readonly<Record<string, AutoscaleKind>>): Scaler {
+    if (this.options.scaler === "external") return new ExternalScaler(spec, this.scalerHosts());
+    return new LocalScaler(spec, this.scalerHosts());
+  }
+
+  private scalerHosts() {
+    return {
+      start: (loc: string) => (this.stopping ? Promise.reject(new Error("stopping")) : this.proxy(loc).ready),
+      inFlight: (loc: string) => this.proxies.get(loc)?.inFlight ?? 0,
+      // Forgotten first: nothing routes to it while it passivates its actors and ends.
+      stop: async (loc: string) => {
+        const p = this.proxies.get(loc);
+        this.proxies.delete(loc);
+        await p?.stop(this.askTimeoutMs);
+      },
+      asksInFlight: (kind: string) => this.asking.get(kind) ?? 0,
+      emit: (e: RuntimeEvent) => this.events.emit(e),
     };
   }
 
@@ -120,6 +155,12 @@ export class ActorSystem {
     if (this.stopping) return Promise.reject(stoppedError(name));
     const timeoutMs = opts?.timeoutMs ?? this.askTimeoutMs;
     const { p, promise } = pendingAsk<R>(name, msg, { timeoutMs, retry: opts?.retry ?? false }, (x) => this.timeoutError(x));
+    const kind = this.scaler ? parseId(name).kind : "";
+    if (this.options.autoscale?.[kind]) {
+      this.asking.set(kind, (this.asking.get(kind) ?? 0) + 1);
+      const done = () => this.asking.set(kind, this.asking.get(kind)! - 1);
+      promise.then(done, done);
+    }
     this.dispatch(p);
     return promise;
   }
@@ -163,6 +204,7 @@ export class ActorSystem {
   /** Passivate every actor (up to graceMs per host), then end the hosts. Pending asks fail. */
   async stop(graceMs = 2000): Promise<void> {
     this.stopping = true;
+    await this.scaler?.stop();
     await Promise.all([...this.proxies.values()].map((p) => p.stop(graceMs)));
   }
 
