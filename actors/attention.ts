@@ -5,6 +5,7 @@
 // passivate it then (holdsState), and the engine says when sequences end (release).
 import { ActorError, defineActor } from "../src/runtime/actor.ts";
 import { openCheckpoint } from "../src/checkpoint/checkpoint.ts";
+import { attentionTensors } from "../src/checkpoint/prefetch.ts";
 import { kernelsFor } from "../src/kernels/select.ts";
 import type { RoutedFFN } from "../src/model/block.ts";
 import { StepRunner } from "../src/model/runner.ts";
@@ -19,9 +20,10 @@ interface State {
 
 export const attention = defineActor<State, AttentionMsg, AttentionReply>({
   kind: ATTENTION,
-  activate(ctx) {
+  async activate(ctx) {
     const cfg = ctx.config as ModelActorsConfig;
     const ck = openCheckpoint(cfg.model);
+    await ck.prefetch(attentionTensors(ck.config, cfg.mtp ?? false)); // a cold start at the read rate
     const runner = new StepRunner(ck, kernelsFor(cfg.device?.[ATTENTION]), {
       pages: cfg.pages, pageSize: cfg.pageSize, mtp: cfg.mtp, kvCacheDtype: cfg.kvCacheDtype,
     });

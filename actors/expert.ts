@@ -3,6 +3,7 @@
 // over the rows it is sent.
 import { defineActor } from "../src/runtime/actor.ts";
 import { openCheckpoint } from "../src/checkpoint/checkpoint.ts";
+import { expertTensors } from "../src/checkpoint/prefetch.ts";
 import { kernelsFor } from "../src/kernels/select.ts";
 import { ExpertSet } from "../src/model/experts.ts";
 import { moeLayers } from "../src/model/moe.ts";
@@ -10,11 +11,12 @@ import { EXPERT, type ExpertMsg, type ExpertReply, type ModelActorsConfig } from
 
 export const expert = defineActor<ExpertSet, ExpertMsg, ExpertReply>({
   kind: EXPERT,
-  activate(ctx) {
+  async activate(ctx) {
     const cfg = ctx.config as ModelActorsConfig;
     const held = cfg.expertActors[ctx.self.key];
     if (!held) throw new Error(`expert actor ${ctx.self.key} is not in the expert table`);
     const ck = openCheckpoint(cfg.model);
+    await ck.prefetch(expertTensors(ck.config, held, cfg.mtp ?? false)); // a cold start at the read rate
     return new ExpertSet(ck, ck.config, kernelsFor(cfg.device?.[EXPERT]), moeLayers(ck.config), held);
   },
   handle(set, msg) {

@@ -116,6 +116,23 @@ export class Checkpoint {
     shown.add(bytes);
   }
 
+  /** Reads ahead every tensor whose name `wanted` accepts (an actor's own weights, at its
+   * activation), a few reads in flight per shard (see SafetensorsFile.prefetch), so that the
+   * model's later lazy reads find them in memory. Returns the bytes read. */
+  async prefetch(wanted: (name: string) => boolean, parallel = 4): Promise<number> {
+    const byFile = new Map<string, TensorInfo[]>();
+    for (const [name, file] of this.where) {
+      if (!wanted(name)) continue;
+      const list = byFile.get(file) ?? [];
+      list.push(this.info(name));
+      byFile.set(file, list);
+    }
+    let total = 0;
+    // shards one after another (each read front to back), reads in flight within each
+    for (const [file, infos] of byFile) total += await this.file(file).prefetch(infos, parallel);
+    return total;
+  }
+
   has(name: string): boolean {
     return this.where.has(name);
   }

@@ -2,6 +2,7 @@
 // bytes are read into an arena when first asked for (never mapped: see arena.ts), so a file
 // cut short later fails that read with an error naming the file and the tensor.
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { arenaAlloc } from "./arena.ts";
 
 export type DType = "F8_E4M3" | "BF16" | "F16" | "F32" | "F64" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
@@ -32,6 +33,7 @@ export class SafetensorsFile {
   readonly tensors = new Map<string, TensorInfo>();
   readonly metadata: Record<string, string> = {};
   private readonly copies = new Map<string, WeakRef<Uint8Array>>();
+  private readonly prefetched = new Map<string, Uint8Array>(); // read ahead, held until first asked for
   private dataStart = 0;
 
   /** `onRead(bytes)` after each tensor read from the file (the checkpoint's loading progress). */
@@ -101,6 +103,12 @@ export class SafetensorsFile {
   bytes(info: TensorInfo): Uint8Array {
     const held = this.copies.get(info.name)?.deref();
     if (held) return held;
+    const ahead = this.prefetched.get(info.name);
+    if (ahead) {
+      this.prefetched.delete(info.name);
+      this.copies.set(info.name, new WeakRef(ahead));
+      return ahead;
+    }
     const out = arenaAlloc(info.end - info.begin);
     const fd = openSync(this.path, "r");
     try {
@@ -117,8 +125,41 @@ export class SafetensorsFile {
     return out;
   }
 
+  /** Reads these tensors ahead with `parallel` reads in flight, so that the later bytes() calls
+   * find them in memory. Why: a read into fresh memory costs the kernel a page fault (and a
+   * huge page zeroed) per page, and one thread faulting reaches a fraction of the file read
+   * rate; reads on libuv's threads fault in parallel (bench-m, page cache warm, 2 cores: about
+   * 1.4 GB/s one tensor after another, about 5 GB/s with 4 reads in flight). Returns the bytes read. */
+  async prefetch(infos: readonly TensorInfo[], parallel = 4): Promise<number> {
+    const todo = infos.filter((t) => !this.prefetched.has(t.name) && !this.copies.get(t.name)?.deref()).sort((a, b) => a.begin - b.begin);
+    if (todo.length === 0) return 0;
+    const fh = await open(this.path, "r");
+    let next = 0, total = 0;
+    try {
+      const reader = async () => {
+        while (next < todo.length) {
+          const info = todo[next++];
+          const out = arenaAlloc(info.end - info.begin);
+          for (let done = 0; done < out.byteLength;) {
+            const { bytesRead } = await fh.read(out, done, Math.min(out.byteLength - done, 1 << 30), this.dataStart + info.begin + done);
+            if (bytesRead <= 0) throw new CheckpointError(`${this.path}: tensor ${info.name}: the file ends ${out.byteLength - done} bytes short (truncated since it was opened?)`);
+            done += bytesRead;
+          }
+          this.prefetched.set(info.name, out);
+          this.onRead?.(out.byteLength);
+          total += out.byteLength;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, parallel) }, reader));
+    } finally {
+      await fh.close();
+    }
+    return total;
+  }
+
   /** Drops this object's references to the copies; views handed out stay valid. */
   release(): void {
     this.copies.clear();
+    this.prefetched.clear();
   }
 }
