@@ -3,7 +3,7 @@
 // it to attention actors placed by a scaling config.
 import type { ModelConfig } from "../config/model.ts";
 import type { SeqResult, SeqWork } from "../protocol.ts";
-import type { ClusterState, EngineHealth } from "./types.ts";
+import type { ClusterState, EngineHealth, EngineStats } from "./types.ts";
 
 export type { SeqResult, SeqWork };
 
@@ -25,6 +25,10 @@ export interface ModelBackend {
   expertLoad(): Promise<Record<number, number[]>>;
   /** Hosts and actors now (absent: a backend without actors). */
   cluster?(): Omit<ClusterState, "expert_load">;
+  /** Hosts and backlog per autoscaled actor kind (absent: none scales). */
+  /** The demand autoscaled actor kinds scale on (the engine's sequences). */
+  scaleOn?(demand: () => number): void;
+  scalingStats?(): Pick<EngineStats, "actor_replicas" | "actor_backlog"> | undefined;
   close(): Promise<void>;
 }
 

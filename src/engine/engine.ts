@@ -59,6 +59,8 @@ export class ModelEngine implements Engine {
       prefixCaching: o.prefixCaching ?? false,
     }, (replica, seq) => backend.release?.(replica, [seq]));
     this.exec = new StepExecutor(backend, this.sched, this.info.max_model_len, o);
+    // Autoscaled actor kinds scale on the sequences the model has to serve (running + waiting).
+    backend.scaleOn?.(() => this.sched.running.length + this.sched.waiting.length);
   }
 
   generate(req: GenerateRequest): AsyncIterable<TokenEvent> {
@@ -143,6 +145,7 @@ export class ModelEngine implements Engine {
       ...(this.sched.limits.prefixCaching ? { prefix_cache_queries_total: this.sched.prefixQueries, prefix_cache_hits_total: this.sched.prefixHits } : {}),
       preemptions_total: this.preemptions,
       ...(this.specK ? { spec_drafted_total: this.exec.specDrafted, spec_accepted_total: this.exec.specAccepted } : {}),
+      ...this.backend.scalingStats?.(),
     };
   }
 

@@ -69,6 +69,9 @@ export interface EngineStats {
   // prefix caching, in prompt tokens: looked up, and found cached (vLLM's prefix_cache_queries/hits)
   prefix_cache_queries_total?: number;
   prefix_cache_hits_total?: number;
+  // autoscaled actor kinds (the scaling config's autoscale): hosts serving each now, and its backlog
+  actor_replicas?: Record<string, number>;
+  actor_backlog?: Record<string, number>;
 }
 
 /** A sequence the scheduler sent back to the queue for want of KV pages; its cache is recomputed

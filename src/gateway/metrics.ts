@@ -112,6 +112,15 @@ function renderEngine(s: EngineStats, base: Labels): string {
   for (const [layer, load] of Object.entries(s.expert_load)) {
     load.forEach((n, expert) => (out += sample("moe_expert_tokens_total", n, { ...base, layer, expert })));
   }
+  // What an orchestrator (KEDA) scales on: hosts serving each autoscaled kind, and its demand.
+  if (s.actor_replicas) {
+    out += header("moe_actor_replicas", "Hosts serving an autoscaled actor kind (0: its actors run at their base location).", "gauge");
+    for (const [kind, n] of Object.entries(s.actor_replicas)) out += sample("moe_actor_replicas", n, { ...base, kind });
+  }
+  if (s.actor_backlog) {
+    out += header("moe_actor_backlog", "Demand on an autoscaled actor kind: the engine's running + waiting sequences, or asks in flight to it.", "gauge");
+    for (const [kind, n] of Object.entries(s.actor_backlog)) out += sample("moe_actor_backlog", n, { ...base, kind });
+  }
   if (s.spec_drafted_total !== undefined || s.spec_accepted_total !== undefined) {
     const drafted = s.spec_drafted_total ?? 0;
     const accepted = s.spec_accepted_total ?? 0;
