@@ -74,3 +74,11 @@ test("bench-coldstart --json prints the cold-start figures", () => {
   }
   expect(out.weight_bytes_loaded).toBeGreaterThanOrEqual(out.shard_bytes * 0.5);
 }, 120000);
+
+test("bench-coldstart --help lists its flags; an unknown flag exits 2", () => {
+  const run = (...args: string[]) => Bun.spawnSync([process.execPath, "scripts/bench-coldstart.ts", ...args], { cwd: root, stdout: "pipe", stderr: "pipe" });
+  const help = run("--help");
+  expect(help.exitCode).toBe(0);
+  for (const f of ["--model", "--scaling", "--prompt", "--json"]) expect(help.stdout.toString() + help.stderr.toString()).toContain(f);
+  expect(run("--no-such-flag").exitCode).toBe(2);
+}, 60000);
