@@ -27,6 +27,7 @@ export interface BackendOptions {
   kvCacheDtype?: KvCacheDtype; // the latent caches' dtype (absent: f32, the reference's numbers; auto: AUTO_KV_DTYPE)
   transports?: Transport[]; // extra transports, e.g. NATS for node:NAME placements
   askTimeoutMs?: number; // overrides the scaling config's ask_timeout_ms
+  scaler?: "local" | "external"; // who acts on autoscaled kinds' demand (default local)
 }
 
 export async function createBackend(o: BackendOptions): Promise<ModelBackend> {
@@ -46,6 +47,6 @@ export async function startActorBackend(o: BackendOptions & { pages: number; pag
   const { ActorBackend } = await import("../engine/actor-backend.ts");
   return ActorBackend.start({
     model, config, scaling, registry: ACTOR_REGISTRY, pages: o.pages, pageSize: o.pageSize, mtp: o.mtp, kvCacheDtype: resolveKvDtype(o.kvCacheDtype),
-    transports: o.transports, askTimeoutMs: o.askTimeoutMs,
+    transports: o.transports, askTimeoutMs: o.askTimeoutMs, scaler: o.scaler,
   });
 }

@@ -26,7 +26,7 @@ export const SERVE_USAGE = `usage: moe serve [--model DIR] [--scaling FILE] [--h
   [--api-key K1,K2 (or MOE_API_KEY)] [--metrics-public] [--request-timeout SECONDS] [--drain-timeout SECONDS (30)]
   [--max-model-len N] [--kv-cache-tokens N] [--kv-cache-dtype auto|f32|bf16|fp8 (auto)] [--max-num-batched-tokens N]
   [--max-num-seqs N] [--max-waiting N] [--speculative mtp --draft-tokens K] [--tokenizer-workers N (2)]
-  [--nats URL] [--nats-creds FILE] [--nats-wait S (30)]
+  [--nats URL] [--nats-creds FILE] [--nats-wait S (30)] [--scaler local|external (local)]
   [--no-prefix-caching] [--allowed-origins ORIGIN1,ORIGIN2 (CORS; none by default, * for any)]
   [--reasoning-parser deepseek_r1 (none)] [--tool-call-parser deepseek_v3|deepseek_v31 (deepseek_v3)]
   [--log-format text|json (text)] [--log-level debug|info|warn|error (info)] [--disable-log-stats] [-h|--help]
@@ -43,6 +43,7 @@ export const SERVE_OPTIONS = {
   "no-prefix-caching": { type: "boolean" }, "allowed-origins": { type: "string" },
   "reasoning-parser": { type: "string" }, "tool-call-parser": { type: "string" },
   "log-format": { type: "string" }, "log-level": { type: "string" }, "disable-log-stats": { type: "boolean" },
+  scaler: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -58,6 +59,9 @@ export async function serveCommand(argv: string[]): Promise<void> {
   const scaling = a.scaling ?? DEFAULT_SCALING;
   const kvTokens = num(a["kv-cache-tokens"], "kv-cache-tokens", 16384, pos);
   const kvDtype = kvCacheDtype(a["kv-cache-dtype"]);
+  // autoscaled kinds: local starts and stops hosts here; external publishes the demand for KEDA
+  const scaler = a.scaler ?? "local";
+  if (scaler !== "local" && scaler !== "external") throw new UsageError(`--scaler ${scaler}: must be local or external`);
   const maxModelLen = a["max-model-len"] ? num(a["max-model-len"], "max-model-len", 0, pos) : undefined;
   // vLLM refuses a context the KV cache cannot hold instead of quietly serving a shorter one.
   if (maxModelLen !== undefined && maxModelLen > kvTokens)
@@ -138,7 +142,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
     // Configs that place actors on node:NAME reach them over NATS (--nats or NATS_URL, with the
     // credentials in the URL or --nats-creds FILE); others get none.
     transports = scaling === "direct" ? [] : await natsTransportsFor(scaling, a.nats, undefined, a["nats-creds"], natsWaitS);
-    const backend = await createBackend({ model, mtp: speculative !== undefined, scaling, transports, kvTokens, kvCacheDtype: kvDtype });
+    const backend = await createBackend({ model, mtp: speculative !== undefined, scaling, transports, kvTokens, kvCacheDtype: kvDtype, scaler });
     logRuntimeEvents(log, backend);
     const engine = new ModelEngine(backend, engineOptions);
     loading.loaded(engine);
