@@ -110,7 +110,8 @@ describe("deploy/k8s manifests", () => {
 describe("the metrics the ScaledObjects scale on", () => {
   let engine: ModelEngine, app: ReturnType<typeof createApp>;
   beforeAll(async () => {
-    const backend = await createBackend({ model: MODEL, scaling: `${root}configs/scaling/inprocess.yaml`, kvTokens: 1024 });
+    // the demand gauges exist where a kind autoscales: the config the issue ships for it
+    const backend = await createBackend({ model: MODEL, scaling: `${root}configs/scaling/autoscale.yaml`, kvTokens: 1024 });
     engine = new ModelEngine(backend, { servedModelName: "tiny" });
     app = createApp({ engine, tokenizer: await loadTokenizer(MODEL) });
     await engine.warmup();
@@ -124,5 +125,12 @@ describe("the metrics the ScaledObjects scale on", () => {
       .flatMap((t: any) => metricsOf(t.metadata.metricName ?? "").concat(metricsOf(t.metadata.query))));
     expect(named.length).toBeGreaterThan(0);
     expect([...new Set(named)].filter((m) => !exported.has(m))).toEqual([]);
+    // and with the label values the queries select: moe_actor_backlog{kind="expert"} has a sample
+    const queries = ofKind("ScaledObject").flatMap((so) => so.spec.triggers.map((t: any) => t.metadata.query as string));
+    for (const [, name, labels] of queries.flatMap((q) => [...q.matchAll(/\b(moe_[a-z0-9_]+)\{([^}]*)\}/g)])) {
+      const want = labels!.split(",").map((l) => l.trim()).filter(Boolean);
+      const samples = text.split("\n").filter((l) => l.startsWith(`${name}{`));
+      expect(samples.some((l) => want.every((w) => l.includes(w))), `${name}{${labels}} in /metrics`).toBe(true);
+    }
   }, 60_000);
 });
