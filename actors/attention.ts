@@ -16,6 +16,7 @@ import {
 interface State {
   runner: StepRunner;
   routed: RoutedFFN;
+  table?: number; // the expert table version of the step being run (online EPLB)
 }
 
 export const attention = defineActor<State, AttentionMsg, AttentionReply>({
@@ -29,8 +30,11 @@ export const attention = defineActor<State, AttentionMsg, AttentionReply>({
     });
     const router = `${ROUTER}/${Number(ctx.self.key) % cfg.routers}`;
     // A route is idempotent (the router keeps no state but load counts): resent if its host dies.
-    const routed: RoutedFFN = (layer, x, T) => ctx.ask<Float32Array>(router, { type: "route", layer, x, T } satisfies RouterMsg, { retry: true });
-    return { runner, routed };
+    const s: State = {
+      runner,
+      routed: (layer, x, T) => ctx.ask<Float32Array>(router, { type: "route", layer, x, T, table: s.table } satisfies RouterMsg, { retry: true }),
+    };
+    return s;
   },
   holdsState(s: State) {
     return s.runner.live.size > 0;
@@ -38,6 +42,7 @@ export const attention = defineActor<State, AttentionMsg, AttentionReply>({
   async handle(s, msg) {
     switch (msg.type) {
       case "step":
+        s.table = msg.table; // one step at a time: every route of this step names its table
         try {
           return await s.runner.run(msg.work, s.routed);
         } catch (e) {

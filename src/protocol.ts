@@ -96,7 +96,9 @@ export interface ModelActorsConfig {
 }
 
 export type AttentionMsg =
-  | { type: "step"; work: SeqWork[] }
+  // table: the expert table version (RouterMsg "table") every route of this step uses, so a
+  // re-placement never changes the table under a step in flight (absent: the router's newest).
+  | { type: "step"; work: SeqWork[]; table?: number }
   // Sequences that ended: their cache pages no longer hold live state (a tell, no reply).
   | { type: "release"; seqs: string[] }
   | { type: "mtp_logits"; tokens: number[]; pages: number[] };
@@ -106,21 +108,38 @@ export type AttentionMsg =
 export type StepFailure = { failed: string; unavailable: boolean; final?: boolean }; // final: that ask hit its deadline
 export type AttentionReply = SeqResult[] | StepFailure | Float32Array | undefined;
 
-export type RouterMsg =
-  | { type: "route"; layer: number; x: Float32Array; T: number }
-  | { type: "load" };
-export type RouterReply = Float32Array | Record<number, number[]>;
+/** expertTable[e] = keys of the expert actors holding routed expert e (first = primary). */
+export type ExpertTable = string[][];
 
-/** Rows sent to one expert actor: row r of x goes to expert[r] (global id) with weight[r]. */
-export type ExpertMsg = {
-  type: "experts";
-  layer: number;
-  x: Float32Array; // [n, D] the distinct tokens sent here
-  token: Int32Array; // per assignment: row of x
-  expert: Int32Array;
-  weight: Float32Array;
-};
-export type ExpertReply = Float32Array; // [n, D] weighted sum of this actor's experts per row
+export type RouterMsg =
+  | { type: "route"; layer: number; x: Float32Array; T: number; table?: number }
+  // Install a table version (idempotent); the router keeps the newest two, so the steps still on
+  // the previous one finish on it. A route naming a version it lacks uses its newest.
+  | { type: "table"; version: number; table: ExpertTable }
+  | { type: "load" } // tokens per expert per MoE layer since activation
+  | { type: "actor_load" }; // rows (token x expert assignments) sent to each expert actor, by key
+export type RouterReply = Float32Array | Record<number, number[]> | Record<string, number> | number;
+
+/** Rows sent to one expert actor: row r of x goes to expert[r] (global id) with weight[r].
+ * hold: take these experts (weights read on first use); drop: free them; held: which it holds.
+ * An expert actor asked to run an expert it does not hold takes it first (after a restart it
+ * holds its configured set again while the routers' table may say more). */
+export type ExpertMsg =
+  | {
+    type: "experts";
+    layer: number;
+    x: Float32Array; // [n, D] the distinct tokens sent here
+    token: Int32Array; // per assignment: row of x
+    expert: Int32Array;
+    weight: Float32Array;
+  }
+  | { type: "hold"; experts: number[] }
+  | { type: "drop"; experts: number[] }
+  | { type: "held" };
+/** experts: [assignments, D], row r = weight[r] * Expert_{expert[r]}(x[token[r]]), unsummed, so the
+ * router adds each token's experts in one fixed order wherever they ran (bit-identical outputs
+ * under any placement); hold/drop/held: the experts now held, ascending. */
+export type ExpertReply = Float32Array | number[];
 
 export const ATTENTION = "attention";
 export const ROUTER = "router";

@@ -77,3 +77,39 @@ export function placeExperts(config: ScalingConfig, E: number, hot: (k: number) 
   }
   return done(hotExperts);
 }
+
+/** Online EPLB's re-placement (src/engine/eplb.ts): every expert keeps its primary holder, and the
+ * K experts with most load (> 0) each get one copy, on the expert actor with least load once each
+ * hot expert's load is shared half and half with its copy (DeepSeek's EPLB, greedy: hottest
+ * first; ties: fewer experts held, then the actors after the primary in key order). Copies of
+ * other experts are dropped. `load[e]` = tokens routed to expert e (any window, all layers). */
+export function replicateHot(table: readonly (readonly string[])[], load: readonly number[], K: number): string[][] {
+  if (load.length !== table.length) throw new Error(`load has ${load.length} experts, the table ${table.length}`);
+  const primary = table.map((h, e) => h[0] ?? fail(`expert ${e} has no holder`));
+  const keys = [...new Set(table.flat())].sort((a, b) => Number(a) - Number(b) || (a < b ? -1 : a > b ? 1 : 0));
+  const onActor = new Map(keys.map((k) => [k, 0])), held = new Map(keys.map((k) => [k, 0]));
+  primary.forEach((k, e) => {
+    onActor.set(k, onActor.get(k)! + load[e]!);
+    held.set(k, held.get(k)! + 1);
+  });
+  const out = primary.map((k) => [k]);
+  if (keys.length < 2) return out;
+  const hot = load.map((x, e) => [x, e] as const).filter(([x]) => x > 0).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, K);
+  for (const [x, e] of hot) {
+    const p = primary[e]!, from = keys.indexOf(p);
+    let best: string | undefined;
+    for (let j = 1; j < keys.length; j++) {
+      const k = keys[(from + j) % keys.length]!;
+      if (best === undefined || onActor.get(k)! < onActor.get(best)! || (onActor.get(k) === onActor.get(best) && held.get(k)! < held.get(best)!)) best = k;
+    }
+    onActor.set(p, onActor.get(p)! - x / 2);
+    onActor.set(best!, onActor.get(best!)! + x / 2);
+    held.set(best!, held.get(best!)! + 1);
+    out[e]!.push(best!);
+  }
+  return out;
+}
+
+function fail(msg: string): never {
+  throw new Error(msg);
+}

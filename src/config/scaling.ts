@@ -41,6 +41,7 @@ const ExpertsSpec = z
   .strictObject({
     split: Count(1).optional(), // the routed experts split evenly over N expert actors
     replicate_hot: Count(0).default(0), // the K most loaded experts get a second copy
+    rebalance_ms: Count(1).optional(), // online EPLB: re-place the copies from observed load this often
     table: z
       .array(z.strictObject({
         actor: Count(0),
@@ -52,6 +53,7 @@ const ExpertsSpec = z
   .superRefine((v, ctx) => {
     if ((v.split === undefined) === (v.table === undefined)) ctx.addIssue({ code: "custom", message: "give exactly one of split or table" });
     if (v.table && v.replicate_hot > 0) ctx.addIssue({ code: "custom", path: ["replicate_hot"], message: "only with split (a table lists copies itself)" });
+    if (v.rebalance_ms !== undefined && !(v.replicate_hot > 0)) ctx.addIssue({ code: "custom", path: ["rebalance_ms"], message: "only with replicate_hot >= 1 (it moves the hot experts' copies)" });
   });
 
 // Hosts for one kind's actors, between min and max by backlog (src/runtime/autoscaler.ts). The
@@ -155,6 +157,8 @@ export interface ResolvedScaling {
   expertActors: Record<string, number[]>;
   /** Experts with a redundant copy, most loaded first. */
   hotExperts: number[];
+  /** Online EPLB's period (experts.rebalance_ms); null: the copies stay where they were placed. */
+  rebalanceMs: number | null;
   device: Record<string, string>;
   /** For ActorSystem.start: one rule per actor (with its fallbacks), the rest to defaultLocation. */
   placement: { kind: string; key: string; location: string; fallback: readonly string[] }[];
@@ -219,6 +223,7 @@ export function resolveScaling(config: ScalingConfig, shape: ModelShape, opts: R
     expertTable,
     expertActors,
     hotExperts,
+    rebalanceMs: config.actors.expert!.experts?.rebalance_ms ?? null,
     device,
     placement: actors.map(({ kind, key, location, fallback }) => ({ kind, key, location, fallback })),
     defaultLocation: config.placement,

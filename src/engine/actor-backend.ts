@@ -11,6 +11,7 @@ import { ActorError } from "../runtime/actor.ts";
 import { ActorSystem, type SystemOptions } from "../runtime/system.ts";
 import type { Transport } from "../runtime/transport.ts";
 import { clusterView } from "./cluster-view.ts";
+import { Eplb } from "./eplb.ts";
 import { BackendUnavailable, type ModelBackend, type SeqResult, type SeqWork } from "./backend.ts";
 import type { ClusterState, EngineHealth } from "./types.ts";
 
@@ -41,6 +42,8 @@ function stepError(e: unknown): Error {
 
 export class ActorBackend implements ModelBackend {
   private readonly targets: string[]; // one of each actor the model needs, for health
+  /** Online EPLB, when the scaling config replicates hot experts (timed by experts.rebalance_ms). */
+  readonly eplb: Eplb | null;
 
   private constructor(readonly system: ActorSystem, readonly config: ModelConfig, readonly pages: number,
                       readonly pageSize: number, readonly replicas: number, readonly routers: number,
@@ -50,6 +53,10 @@ export class ActorBackend implements ModelBackend {
       ...Array.from({ length: routers }, (_, i) => `${ROUTER}/${i}`),
       ...Object.keys(scaling.expertActors).map((k) => `${EXPERT}/${k}`),
     ];
+    this.eplb = scaling.hotExperts.length === 0 ? null : new Eplb({
+      ask: (to, msg) => system.ask(to, msg, { retry: true }), routers, table: scaling.expertTable,
+      hot: scaling.hotExperts.length, periodMs: scaling.rebalanceMs, onError: (e) => console.warn(`eplb: ${e.message}`),
+    });
   }
 
   static async start(o: ActorBackendOptions): Promise<ActorBackend> {
@@ -92,13 +99,16 @@ export class ActorBackend implements ModelBackend {
 
   async step(replica: number, work: SeqWork[]): Promise<SeqResult[]> {
     let reply: AttentionReply;
+    const table = this.eplb?.begin(); // the expert table this whole step routes with
     try {
       // Safe to resend after a host loss: a re-activated actor refuses (stale) every sequence
       // that continues a cache it does not hold, so nothing is computed on a missing cache.
-      const msg: AttentionMsg = { type: "step", work };
+      const msg: AttentionMsg = { type: "step", work, table };
       reply = await this.system.ask<AttentionReply>(`${ATTENTION}/${replica}`, msg, { retry: true });
     } catch (e) {
       throw stepError(e);
+    } finally {
+      if (table !== undefined) this.eplb!.end(table);
     }
     if (Array.isArray(reply)) return reply;
     const f = reply as StepFailure;
@@ -136,6 +146,7 @@ export class ActorBackend implements ModelBackend {
   }
 
   async close(): Promise<void> {
+    this.eplb?.stop();
     await this.system.stop();
   }
 }

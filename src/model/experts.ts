@@ -33,7 +33,7 @@ export class ExpertSet {
 
   /** Holds `experts` (global ids) of every MoE layer in `layers`; weights map lazily. */
   constructor(private readonly ck: Checkpoint, private readonly c: ModelConfig, private readonly k: Kernels,
-              readonly layers: readonly number[], readonly experts: readonly number[]) {
+              readonly layers: readonly number[], experts: readonly number[]) {
     this.held = new Uint8Array(c.n_routed_experts);
     for (const e of experts) this.held[e] = 1;
   }
@@ -42,18 +42,43 @@ export class ExpertSet {
     return this.c.hidden_size;
   }
 
+  /** The experts held, ascending. */
+  get experts(): number[] {
+    const out: number[] = [];
+    this.held.forEach((h, e) => h && out.push(e));
+    return out;
+  }
+
   holds(layer: number, expert: number): boolean {
     return this.held[expert] === 1 && this.layers.includes(layer);
   }
 
-  private weights(layer: number): (ExpertWeights | null)[] {
-    let ws = this.byLayer.get(layer);
-    if (!ws) {
-      const { hidden_size: D, moe_intermediate_size: I, n_routed_experts: E } = this.c;
-      ws = new Array<ExpertWeights | null>(E).fill(null);
-      for (const e of this.experts) ws[e] = loadExpertWeights(this.ck, `model.layers.${layer}.mlp.experts.${e}`, D, I);
-      this.byLayer.set(layer, ws);
+  /** Takes more experts while serving (online EPLB): their weights are read on first use. */
+  hold(experts: readonly number[]): void {
+    for (const e of experts) {
+      if (!Number.isInteger(e) || e < 0 || e >= this.held.length) throw new Error(`expert ${e} is out of range (0-${this.held.length - 1})`);
+      this.held[e] = 1;
     }
+  }
+
+  /** Gives experts up: their weights are no longer referenced (freed once nothing else holds them). */
+  drop(experts: readonly number[]): void {
+    for (const e of experts) this.held[e] = 0;
+    for (const [layer, ws] of this.byLayer) {
+      // A new array: the kernels cache pointer tables per weights array.
+      if (experts.some((e) => ws[e])) this.byLayer.set(layer, ws.map((w, e) => (this.held[e] ? w : null)));
+    }
+  }
+
+  /** The layer's weights: every held expert's on the layer's first use, one taken later on its own. */
+  private weights(layer: number, a: Assignment): (ExpertWeights | null)[] {
+    const { hidden_size: D, moe_intermediate_size: I, n_routed_experts: E } = this.c;
+    let ws = this.byLayer.get(layer);
+    if (ws && a.expert.every((e) => ws![e])) return ws;
+    const load = ws ? [...new Set(a.expert)].filter((e) => !ws![e]) : this.experts;
+    ws = ws ? [...ws] : new Array<ExpertWeights | null>(E).fill(null); // new array: see drop
+    for (const e of load) ws[e] = loadExpertWeights(this.ck, `model.layers.${layer}.mlp.experts.${e}`, D, I);
+    this.byLayer.set(layer, ws);
     return ws;
   }
 
@@ -63,6 +88,6 @@ export class ExpertSet {
     for (let r = 0; r < a.expert.length; r++)
       if (this.held[a.expert[r]] !== 1) throw new Error(`expert ${a.expert[r]} of layer ${layer} is not held here`);
     const { hidden_size: D, moe_intermediate_size: I, n_routed_experts: E } = this.c;
-    this.k.experts(out, x, groupByExpert(a, E), this.weights(layer), T, D, I);
+    this.k.experts(out, x, groupByExpert(a, E), this.weights(layer, a), T, D, I);
   }
 }
