@@ -10,6 +10,7 @@ import type { GatewayMetrics } from "./metrics.ts";
 export interface ReplicaSample {
   t: number; // unix ms
   replicas: Record<string, number>; // active actors per kind
+  hosts?: Record<string, number>; // hosts serving each autoscaled kind (moe_actor_replicas)
 }
 
 const HISTORY = 300; // samples kept (five minutes of a dashboard polling every second)
@@ -22,11 +23,12 @@ export class ClusterWatch {
 
   snapshot(now = Date.now()) {
     const state = this.state();
+    const scaling = this.scaling();
     const replicas: Record<string, number> = {};
     for (const a of state.actors) replicas[a.kind] = (replicas[a.kind] ?? 0) + a.replicas;
     const last = this.history.at(-1);
     if (!last || now - last.t >= MIN_SPACING_MS) {
-      this.history.push({ t: now, replicas });
+      this.history.push({ t: now, replicas, ...(scaling.hosts ? { hosts: scaling.hosts } : {}) });
       if (this.history.length > HISTORY) this.history.splice(0, this.history.length - HISTORY);
     }
     return {
@@ -35,6 +37,8 @@ export class ClusterWatch {
       hosts: state.hosts,
       actors: state.actors,
       replicas,
+      // autoscaled kinds: hosts serving each now and the demand on it (as moe_actor_replicas/_backlog)
+      autoscale: scaling.hosts ? { hosts: scaling.hosts, backlog: scaling.backlog ?? {} } : null,
       replicas_history: this.history.slice(),
       expert_load: state.expert_load,
       latency: {
@@ -42,6 +46,15 @@ export class ClusterWatch {
         tpot_seconds: this.metrics.tpot.summary(),
       },
     };
+  }
+
+  private scaling(): { hosts?: Record<string, number>; backlog?: Record<string, number> } {
+    try {
+      const s = this.engine.stats();
+      return { hosts: s.actor_replicas, backlog: s.actor_backlog };
+    } catch {
+      return {};
+    }
   }
 
   /** An engine without actors (a test double) still has its expert load in its stats. */

@@ -34,6 +34,7 @@ describe("GET /v1/cluster on a real engine", () => {
     expect(att(before)).toEqual({ id: "attention/0", kind: "attention", key: "0", location: "inprocess", state: "passivated", replicas: 0 });
     expect(before.actors.map((a: any) => a.kind).sort()).toEqual(["attention", "expert", "router"]);
     expect(before.latency.ttft_seconds).toBeNull();
+    expect(before.autoscale).toBeNull(); // no kind autoscales in inprocess.yaml
 
     const res = await app.request("/v1/completions", {
       method: "POST", headers: { ...auth, "content-type": "application/json" },
@@ -61,6 +62,21 @@ describe("GET /v1/cluster on a real engine", () => {
     expect(after.replicas_history.length).toBeGreaterThanOrEqual(2);
     expect(after.replicas_history[0].replicas.attention).toBe(0);
     expect(after.replicas_history.at(-1).replicas.attention).toBe(1);
+  }, 60_000);
+});
+
+describe("GET /v1/cluster with an autoscaled kind", () => {
+  test("shows the hosts serving it and its backlog, now and over time (moe_actor_replicas/_backlog)", async () => {
+    const backend = await createBackend({ model: MODEL, scaling: `${root}configs/scaling/autoscale.yaml`, kvTokens: 1024, scaler: "external" });
+    const engine = new ModelEngine(backend, { servedModelName: "tiny" });
+    try {
+      const app = createApp({ engine, tokenizer: await loadTokenizer(MODEL) });
+      const body = (await (await app.request("/v1/cluster")).json()) as any;
+      expect(body.autoscale).toEqual({ hosts: { expert: 0 }, backlog: { expert: 0 } });
+      expect(body.replicas_history.at(-1).hosts).toEqual({ expert: 0 });
+    } finally {
+      await engine.close();
+    }
   }, 60_000);
 });
 
