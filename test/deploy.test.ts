@@ -128,9 +128,9 @@ describe("the metrics the ScaledObjects scale on", () => {
     // and with the label values the queries select: moe_actor_backlog{kind="expert"} has a sample
     const queries = ofKind("ScaledObject").flatMap((so) => so.spec.triggers.map((t: any) => t.metadata.query as string));
     for (const [, name, labels] of queries.flatMap((q) => [...q.matchAll(/\b(moe_[a-z0-9_]+)\{([^}]*)\}/g)])) {
-      const want = labels!.split(",").map((l) => l.trim()).filter(Boolean);
+      const want = labels!.split(",").map((l: string) => l.trim()).filter(Boolean);
       const samples = text.split("\n").filter((l) => l.startsWith(`${name}{`));
-      expect(samples.some((l) => want.every((w) => l.includes(w))), `${name}{${labels}} in /metrics`).toBe(true);
+      expect(samples.some((l) => want.every((w: string) => l.includes(w))), `${name}{${labels}} in /metrics`).toBe(true);
     }
   }, 60_000);
 });
