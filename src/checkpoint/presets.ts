@@ -191,12 +191,13 @@ function sortKeys<T extends Record<string, unknown>>(o: T): T {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) as T;
 }
 
-export type Init = { normal: number } | { uniform: [number, number] };
+/** `skew` (the gate's correction bias only): plus skewBias(e, skew) for expert e (router-skew.ts). */
+export type Init = { normal: number; skew?: number } | { uniform: [number, number] };
 /** One logical weight. `proj` becomes F8_E4M3 + `_scale_inv` (fp8) or BF16 (bf16); seedName makes copies byte-identical. */
 export interface WeightPlan { name: string; shape: number[]; kind: "proj" | "bf16" | "f32"; init: Init; seedName: string; shard: number }
 
 /** Every tensor of the HF layout with its README init; shards: layers split in two, MTP alone in the last. */
-export function planWeights(spec: ModelSpec, opts: { fp8EhProj?: boolean } = {}): WeightPlan[] {
+export function planWeights(spec: ModelSpec, opts: { fp8EhProj?: boolean; routerSkew?: number } = {}): WeightPlan[] {
   const d = spec.hidden_size, H = spec.num_attention_heads, L = spec.num_hidden_layers;
   const qkHead = spec.qk_nope_head_dim + spec.qk_rope_head_dim;
   const out: WeightPlan[] = [];
@@ -231,7 +232,7 @@ export function planWeights(spec: ModelSpec, opts: { fp8EhProj?: boolean } = {})
     if (i < spec.first_k_dense_replace) mlp(p + "mlp.", spec.intermediate_size, s);
     else {
       add(p + "mlp.gate.weight", [spec.n_routed_experts, d], "bf16", { normal: 1 / Math.sqrt(d) }, s);
-      add(p + "mlp.gate.e_score_correction_bias", [spec.n_routed_experts], "f32", { normal: 0.05 }, s);
+      add(p + "mlp.gate.e_score_correction_bias", [spec.n_routed_experts], "f32", { normal: 0.05, ...(opts.routerSkew ? { skew: opts.routerSkew } : {}) }, s);
       for (let e = 0; e < spec.n_routed_experts; e++) mlp(`${p}mlp.experts.${e}.`, spec.moe_intermediate_size, s);
       if (spec.n_shared_experts > 0) mlp(p + "mlp.shared_experts.", spec.n_shared_experts * spec.moe_intermediate_size, s);
     }

@@ -4,6 +4,7 @@
 import { closeSync, copyFileSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { configJson, planWeights, type Init, type ModelSpec, type WeightPlan } from "./presets.ts";
+import { skewBias } from "./router-skew.ts";
 
 export type WeightFormat = "fp8" | "bf16";
 export interface WriteOptions {
@@ -13,6 +14,8 @@ export interface WriteOptions {
   tokenizerFrom?: string;
   /** Store the MTP eh_proj as FP8 + scale (some checkpoints do; V3 appears to keep it BF16). */
   fp8EhProj?: boolean;
+  /** Zipf-like gate correction biases with this exponent (make-model --router-skew): hot experts. */
+  routerSkew?: number;
   onShard?: (file: string, bytes: number) => void;
   /** After each tensor: tensor bytes written so far, of `total` (make-model's progress). */
   onBytes?: (done: number, total: number) => void;
@@ -187,6 +190,8 @@ function writeWeight(fd: number, w: WeightPlan, format: WeightFormat, seed: numb
   for (let r0 = 0; r0 < rows; r0 += bandRows) {
     const n = Math.min(bandRows, rows - r0) * cols, band = buf.subarray(0, n);
     rng.fill(band, w.init);
+    const skew = "skew" in w.init ? w.init.skew : undefined;
+    if (skew) for (let i = 0; i < n; i++) band[i] += skewBias(r0 * cols + i, skew);
     if (w.kind === "f32") { writeAll(fd, band); continue; }
     if (quant) {
       const s = scales.subarray((r0 / BLOCK) * nb, (r0 / BLOCK + 1) * nb);

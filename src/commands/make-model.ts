@@ -17,6 +17,7 @@ export const MAKE_MODEL = {
     layers: { type: "string", arg: "N", help: "override the preset's number of layers" },
     "tokenizer-from": { type: "string", arg: "DIR", help: "copy tokenizer.json and tokenizer_config.json from DIR (default models/fortune-dsv3); vocab_size grows to cover its ids (129280 for DeepSeek-V3's)" },
     "fp8-eh-proj": { type: "boolean", default: false, help: "store the MTP eh_proj as FP8 too (DeepSeek ships it BF16)" },
+    "router-skew": { type: "string", arg: "S", help: "make some experts much hotter: gate correction biases fall as S*0.1*ln(1+e) from expert 0 (Zipf-like, exponent S >= 0; default 0: random biases only), to measure expert load balancing" },
     quiet: { type: "boolean", default: false, help: "print nothing but errors" },
   },
 } as const satisfies CommandSpec;
@@ -36,6 +37,8 @@ export async function makeModelCommand(argv: string[]): Promise<void> {
   const format: WeightFormat = values.format;
   const seed = parseIntArg("seed", values.seed, 0, 2 ** 32 - 1) ?? 0;
   const layers = parseIntArg("layers", values.layers, 1, 1000);
+  const skew = values["router-skew"] === undefined ? 0 : Number(values["router-skew"]);
+  if (!/^\d+(\.\d+)?$/.test(values["router-skew"] ?? "0") || !(skew <= 100)) throw new UsageError(`--router-skew must be a number in [0, 100], got ${values["router-skew"]}`);
   const spec = presetSpec(values.preset, { layers });
   const out = resolve(values.out);
 
@@ -46,6 +49,7 @@ export async function makeModelCommand(argv: string[]): Promise<void> {
     seed,
     tokenizerFrom: values["tokenizer-from"] && resolve(values["tokenizer-from"]),
     fp8EhProj: values["fp8-eh-proj"],
+    routerSkew: skew,
     onBytes: (done, total) => show(total).set(done),
   });
   show(res.totalSize).end(
