@@ -92,6 +92,6 @@ export function formatEvent(e: RuntimeEvent): string {
     case "relocated":
       return `${e.actor} relocated from ${e.from} to ${e.location} (${e.reason})`;
     case "scaled":
-      return `${e.kind} scaled from ${e.from} to ${e.replicas} host(s) at backlog ${e.backlog}${e.hosts.length ? ` (${e.hosts.join(", ")})` : ""}`;
+      return `${e.kind} scaled from ${e.from} to ${e.replicas} host(s) at backlog ${e.backlog}${e.hosts?.length ? ` (${e.hosts.join(", ")})` : ""}`; // tolerant: logs replay events of any shape
   }
 }
