@@ -125,6 +125,7 @@ export class Eplb {
 
   private async round(): Promise<EplbChange | null> {
     const load = await this.window(), decay = this.o.decay ?? 0.5;
+    if (load.every((x) => x === 0)) return null; // nothing served since: nothing learnt, keep the table
     this.score = load.map((x, e) => x + decay * (this.score?.[e] ?? 0));
     const next = replicateHot(this.current, this.score, this.o.hot);
     if (JSON.stringify(next) === JSON.stringify(this.current)) return null;
