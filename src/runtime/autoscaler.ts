@@ -31,6 +31,8 @@ export interface AutoscaleKind {
 export interface ScalerHosts {
   /** Start (or find) the host at `location`; resolves once it is ready. */
   start(location: string): Promise<void>;
+  /** The host at `location` is up and takes asks. */
+  isReady(location: string): boolean;
   /** Asks in flight to the host at `location` (0 when none is there). */
   inFlight(location: string): number;
   /** Stop the host at `location` and forget it (its actors are passivated). */
@@ -103,7 +105,8 @@ export class ExternalScaler extends BaseScaler {
 export class LocalScaler extends BaseScaler {
   readonly mode = "local" as const;
   private readonly ready = new Map<string, Set<string>>(); // kind -> hosts taking asks
-  private readonly owned = new Map<string, Set<string>>(); // kind -> hosts starting, ready or draining
+  private readonly owned = new Map<string, Set<string>>(); // kind -> hosts starting or ready
+  private readonly draining = new Set<string>(); // hosts finishing their asks before they stop
   private readonly lowSince = new Map<string, number>();
   private readonly timer: ReturnType<typeof setInterval>;
   private stopped = false;
@@ -120,9 +123,10 @@ export class LocalScaler extends BaseScaler {
     (this.timer as { unref?: () => void }).unref?.();
   }
 
+  /** Ready hosts only: while one is lost (restarting) its share goes to the others or the base. */
   protected serving(kind: string): string[] {
     const r = this.ready.get(kind)!;
-    return this.spec[kind]!.hosts.filter((h) => r.has(h));
+    return this.spec[kind]!.hosts.filter((h) => r.has(h) && this.sys.isReady(h));
   }
 
   /** Ends the ticks; a start or drain under way ends with the system's hosts. */
@@ -131,7 +135,7 @@ export class LocalScaler extends BaseScaler {
     clearInterval(this.timer);
   }
 
-  /** One decision per kind; a tick waits for the previous one's host starts and drains. */
+  /** One decision per kind; a tick waits for the previous one's host starts (not for drains). */
   private tick(): void {
     if (this.stopped) return;
     this.busy = this.busy.then(async () => {
@@ -143,23 +147,23 @@ export class LocalScaler extends BaseScaler {
     const s = this.spec[kind]!;
     const backlog = this.backlog(kind);
     const want = Math.min(s.max_replicas, Math.max(s.min_replicas, Math.ceil(backlog / s.target_backlog)));
-    const have = this.owned.get(kind)!;
-    if (want >= have.size) this.lowSince.delete(kind);
-    if (want > have.size) return this.up(kind, want, backlog);
-    if (want === have.size) return;
+    const have = this.owned.get(kind)!.size;
+    if (want >= have) this.lowSince.delete(kind);
+    if (want > have) return this.up(kind, want, backlog);
+    if (want === have) return;
     const since = this.lowSince.get(kind) ?? performance.now();
     this.lowSince.set(kind, since);
     if (performance.now() - since >= s.scale_down_after_ms) {
       this.lowSince.delete(kind);
-      await this.down(kind, want, backlog);
+      this.down(kind, want, backlog);
     }
   }
 
   private async up(kind: string, want: number, backlog: number): Promise<void> {
-    const s = this.spec[kind]!;
     const have = this.owned.get(kind)!;
-    const from = have.size;
-    const add = s.hosts.filter((h) => !have.has(h)).slice(0, want - from);
+    const from = this.serving(kind).length;
+    const add = this.spec[kind]!.hosts.filter((h) => !have.has(h) && !this.draining.has(h)).slice(0, want - have.size);
+    if (!add.length) return; // every free host is still draining: the next tick tries again
     for (const h of add) have.add(h);
     // Actors move only once a host is ready: until then their asks go where they were.
     const started = await Promise.allSettled(add.map((h) => this.sys.start(h)));
@@ -167,23 +171,34 @@ export class LocalScaler extends BaseScaler {
     this.announce(kind, from, backlog);
   }
 
-  private async down(kind: string, want: number, backlog: number): Promise<void> {
+  /** New asks stop going to the dropped hosts now; each stops once its asks in flight are done. */
+  private down(kind: string, want: number, backlog: number): void {
     const have = this.owned.get(kind)!;
-    const from = have.size;
+    const from = this.serving(kind).length;
     const drop = this.spec[kind]!.hosts.filter((h) => have.has(h)).slice(want);
-    for (const h of drop) this.ready.get(kind)!.delete(h); // no new asks there from now on
-    this.announce(kind, from, backlog);
-    await Promise.all(drop.map(async (h) => {
-      while (this.sys.inFlight(h) > 0 && !this.stopped) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
-      await this.sys.stop(h);
+    for (const h of drop) {
+      this.ready.get(kind)!.delete(h);
       have.delete(h);
-    }));
+      this.draining.add(h);
+    }
+    this.announce(kind, from, backlog);
+    for (const h of drop) void this.drain(h);
+  }
+
+  private async drain(h: string): Promise<void> {
+    while (this.sys.inFlight(h) > 0 && !this.stopped) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+    await this.sys.stop(h).catch(() => {});
+    this.draining.delete(h);
   }
 
   private announce(kind: string, from: number, backlog: number): void {
     const hosts = this.serving(kind);
     this.sys.emit({ type: "scaled", kind, location: this.spec[kind]!.base, replicas: hosts.length, from, backlog, hosts, at: Date.now() });
   }
+}
+
+export function createScaler(mode: "local" | "external", spec: Readonly<Record<string, AutoscaleKind>>, hosts: ScalerHosts): Scaler {
+  return mode === "external" ? new ExternalScaler(spec, hosts) : new LocalScaler(spec, hosts);
 }
 
 function hashOf(key: string): number {

@@ -15,7 +15,7 @@
 //   system.locations(); system.killHost(location, reason?); system.stop(graceMs?)
 //   SystemOptions: see below.
 import { ActorError, type AskOptions, type Target, errorText, messageType, nameOf, parseId } from "./actor.ts";
-import { type AutoscaleKind, ExternalScaler, LocalScaler, type Scaler } from "./autoscaler.ts";
+import { type AutoscaleKind, type Scaler, type ScalerHosts, createScaler } from "./autoscaler.ts";
 import { EventLog, type RuntimeEvent } from "./events.ts";
 import type { HostInit } from "./frames.ts";
 import { askTimeout } from "./host.ts";
@@ -105,26 +105,22 @@ export class ActorSystem {
       lost: (from, actors) => this.relocate(from, actors),
       resend: (to, msg, p) => (p ? this.dispatch(p) : this.tell(to, msg)),
     };
-    if (Object.keys(scaled).length) this.scaler = this.startScaler(scaled);
+    if (Object.keys(scaled).length) this.scaler = createScaler(options.scaler ?? "local", scaled, this.scalerHosts());
   }
 
-  private startScaler(spec: Readonly<Record<string, AutoscaleKind>>): Scaler {
-    if (this.options.scaler === "external") return new ExternalScaler(spec, this.scalerHosts());
-    return new LocalScaler(spec, this.scalerHosts());
-  }
-
-  private scalerHosts() {
+  private scalerHosts(): ScalerHosts {
     return {
-      start: (loc: string) => (this.stopping ? Promise.reject(new Error("stopping")) : this.proxy(loc).ready),
-      inFlight: (loc: string) => this.proxies.get(loc)?.inFlight ?? 0,
+      start: (loc) => (this.stopping ? Promise.reject(new Error("the actor system is stopping")) : this.proxy(loc).ready),
+      isReady: (loc) => this.proxies.get(loc)?.status === "ready",
+      inFlight: (loc) => this.proxies.get(loc)?.inFlight ?? 0,
       // Forgotten first: nothing routes to it while it passivates its actors and ends.
-      stop: async (loc: string) => {
+      stop: async (loc) => {
         const p = this.proxies.get(loc);
         this.proxies.delete(loc);
         await p?.stop(this.askTimeoutMs);
       },
-      asksInFlight: (kind: string) => this.asking.get(kind) ?? 0,
-      emit: (e: RuntimeEvent) => this.events.emit(e),
+      asksInFlight: (kind) => this.asking.get(kind) ?? 0,
+      emit: (e) => this.events.emit(e),
     };
   }
 

@@ -72,3 +72,19 @@ test("the external scaler publishes the backlog and starts no host", async () =>
   expect(sys.scaler!.replicas("slow")).toBe(0);
   expect(sys.locations()).toEqual(["inprocess"]);
 }, 60_000);
+
+test("a scaled host that dies: its actors' asks go to the base meanwhile and back once it is up", async () => {
+  const sys = await startSystem({ autoscale: { slow: { ...SLOW, max_replicas: 1, hosts: ["worker:1"] } } });
+  sys.scaler!.demandFrom(() => 2);
+  await sys.events.next(scaledTo(1), 60_000);
+  expect((await sys.ask<Reply>("slow/2", { type: "sleep", ms: 1 })).location).toBe("worker:1");
+  const back = sys.events.next((e) => e.type === "host_up" && e.location === "worker:1" && e.restart, 60_000);
+  const down = sys.events.next((e) => e.type === "host_down" && e.location === "worker:1", 60_000);
+  sys.killHost("worker:1", "chaos");
+  await down;
+  expect(sys.scaler!.replicas("slow")).toBe(0);
+  expect((await sys.ask<Reply>("slow/2", { type: "sleep", ms: 1 })).location).toBe("inprocess");
+  await back;
+  expect(sys.scaler!.replicas("slow")).toBe(1);
+  expect((await sys.ask<Reply>("slow/2", { type: "sleep", ms: 1 })).location).toBe("worker:1");
+}, 120_000);
