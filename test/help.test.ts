@@ -12,6 +12,7 @@ import { SERVE_OPTIONS } from "../src/commands/serve.ts";
 import type { CommandSpec } from "../src/commands/spec.ts";
 import { WORKER } from "../src/commands/worker.ts";
 import { BENCH } from "../scripts/bench/flags.ts";
+import { BENCH_EPLB } from "../scripts/bench-eplb.ts";
 import { BENCH_GRAMMAR } from "../scripts/bench-grammar.ts";
 import { LOADGEN_OPTIONS, LOADGEN_USAGE } from "../scripts/loadgen.ts";
 import { BENCH_GPU } from "../scripts/bench-gpu.ts";
@@ -51,6 +52,7 @@ const commandTables: Record<string, object> = {
 
 const scripts: [string, CommandSpec][] = [
   ["scripts/bench.ts", BENCH],
+  ["scripts/bench-eplb.ts", BENCH_EPLB],
   ["scripts/bench-gpu.ts", BENCH_GPU],
   ["scripts/bench-grammar.ts", BENCH_GRAMMAR],
   ["scripts/bench-nats.ts", BENCH_NATS],
