@@ -7,6 +7,7 @@
 //
 //   Endpoint { send(frame), onFrame(cb) }; serveHost(endpoint, host, onStopped?)
 import { ActorError, type ErrorInfo, errorText } from "./actor.ts";
+import { DirectPeers, type DirectStats, type PeerPort } from "./direct.ts";
 import { type Frame, type HostInit, checkFrame, isBad, logDropped } from "./frames.ts";
 import { LocalHost, type Upstream, askTimeout } from "./host.ts";
 import type { ReplyFn } from "./mailbox.ts";
@@ -25,27 +26,51 @@ interface Pending {
   timer: ReturnType<typeof setTimeout> | null;
 }
 
-export function serveHost(ep: Endpoint, spec: HostSpec, onStopped?: () => void): void {
+/** A Worker host's direct channels to its peers (direct.ts); the WorkerTransport hands them out. */
+export interface Peers {
+  add(location: string, port: PeerPort): void;
+  drop(location: string): void;
+  readonly stats: DirectStats;
+}
+
+export function serveHost(ep: Endpoint, spec: HostSpec, onStopped?: () => void): Peers {
   let host: LocalHost | null = null;
   let initialized = false;
   let nextId = 1;
   const pending = new Map<number, Pending>();
+  const direct = new DirectPeers(() => host?.location ?? null, () => host?.placement ?? null, (to, msg, reply) =>
+    host ? host.deliver(to, msg, reply) : reply(new ActorError(`${to}: host not initialized`, "unreachable", to)));
+
+  /** Where the actor is placed: a peer's port goes there only while that peer is up (direct.ts). */
+  const placedAt = (to: string): string | null => {
+    try {
+      return host?.placement.locate(to) ?? null;
+    } catch {
+      return null;
+    }
+  };
 
   const upstream: Upstream = {
     tell: (to, msg) => ep.send({ t: "req", id: 0, to, msg }),
-    ask: (to, msg, timeoutMs, retry) =>
-      new Promise((resolve, reject) => {
-        const id = nextId++;
-        const timer = Number.isFinite(timeoutMs)
-          ? setTimeout(() => {
-              pending.delete(id);
-              reject(askTimeout(to, msg, timeoutMs));
-            }, timeoutMs)
-          : null;
-        pending.set(id, { resolve, reject, timer });
-        ep.send({ t: "req", id, to, msg, timeoutMs: Number.isFinite(timeoutMs) ? timeoutMs : undefined, retry });
-      }),
+    ask: (to, msg, timeoutMs, retry) => {
+      const home = placedAt(to);
+      return (home !== null && direct.ask(home, to, msg, timeoutMs, retry)) || viaSystem(to, msg, timeoutMs, retry);
+    },
   };
+
+  function viaSystem(to: string, msg: unknown, timeoutMs: number, retry: boolean): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const id = nextId++;
+      const timer = Number.isFinite(timeoutMs)
+        ? setTimeout(() => {
+            pending.delete(id);
+            reject(askTimeout(to, msg, timeoutMs));
+          }, timeoutMs)
+        : null;
+      pending.set(id, { resolve, reject, timer });
+      ep.send({ t: "req", id, to, msg, timeoutMs: Number.isFinite(timeoutMs) ? timeoutMs : undefined, retry });
+    });
+  }
 
   const replier = (id: number): ReplyFn | undefined => {
     if (id === 0) return undefined;
@@ -118,4 +143,5 @@ export function serveHost(ep: Endpoint, spec: HostSpec, onStopped?: () => void):
         return;
     }
   });
+  return { add: (loc, port) => direct.add(loc, port), drop: (loc) => direct.drop(loc, viaSystem), stats: direct.stats };
 }
