@@ -20,12 +20,8 @@ import { askTimeout } from "./host.ts";
 import type { ReplyFn } from "./mailbox.ts";
 import { type Placement, schemeOf } from "./placement.ts";
 
-/** A port's end as Bun gives it (MessagePort), as much of it as is used here. */
-export interface PeerPort {
-  postMessage(m: unknown, transfer: ArrayBuffer[]): void;
-  onmessage: ((e: MessageEvent) => void) | null;
-  close(): void;
-}
+/** A channel's end: a MessagePort handed over by the WorkerTransport. */
+export type PeerPort = MessagePort;
 
 interface DirectAsk {
   via: string;
@@ -63,7 +59,7 @@ export class DirectPeers {
   add(location: string, port: PeerPort): void {
     this.drop(location); // a restarted peer: the old port led to a dead Worker
     this.ports.set(location, port);
-    port.onmessage = (e: MessageEvent) => this.onFrame(location, port, e.data);
+    port.onmessage = (e) => this.onFrame(location, port, e.data);
   }
 
   /** The peer is gone: forget its port and settle what was in flight there. */
