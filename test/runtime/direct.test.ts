@@ -101,3 +101,18 @@ test("a direct ask past its deadline times out as one through the system would",
   expect(r.code).toBe("timeout");
   expect(r.after.sent - r.before.sent).toBe(1);
 }, 60_000);
+
+test("the asker dies with a direct ask in flight: the callee's late reply goes nowhere and its host lives on", async () => {
+  const sys = await system();
+  await hop(sys, "echo/x", { type: "where" });
+  const busy = sys.events.next((e) => e.type === "activated" && e.actor === "slow/k#0" && e.location === "worker:1");
+  const asked = hop(sys, "slow/k", { type: "sleep", ms: 300 });
+  await busy;
+  sys.killHost("worker:0", "direct channel test");
+  await asked.catch(() => {}); // the asker's host died: its own asker hears host_down
+  // worker:1's mailbox is serial: this ask is answered after the first one's reply went into the
+  // port whose other end died, and the host still serves
+  const r = await sys.ask<{ log: number[]; location: string }>("slow/k", { type: "sleep", ms: 0 }, { timeoutMs: 10_000 });
+  expect(r.location).toBe("worker:1");
+  expect(sys.hosts().find((h) => h.location === "worker:1")?.status).toBe("ready");
+}, 60_000);
