@@ -5,6 +5,7 @@
 // a token's experts in one fixed order, so an output does not depend on where its experts ran.
 import { defineActor } from "../src/runtime/actor.ts";
 import { openCheckpoint } from "../src/checkpoint/checkpoint.ts";
+import { expertTensors } from "../src/checkpoint/prefetch.ts";
 import { kernelsFor } from "../src/kernels/select.ts";
 import { ExpertSet } from "../src/model/experts.ts";
 import { moeLayers } from "../src/model/moe.ts";
@@ -27,11 +28,12 @@ function runRows(set: ExpertSet, msg: ExpertsMsg): Float32Array {
 
 export const expert = defineActor<ExpertSet, ExpertMsg, ExpertReply>({
   kind: EXPERT,
-  activate(ctx) {
+  async activate(ctx) {
     const cfg = ctx.config as ModelActorsConfig;
     const held = cfg.expertActors[ctx.self.key];
     if (!held) throw new Error(`expert actor ${ctx.self.key} is not in the expert table`);
     const ck = openCheckpoint(cfg.model);
+    await ck.prefetch(expertTensors(ck.config, held, cfg.mtp ?? false)); // a cold start at the read rate
     return new ExpertSet(ck, ck.config, kernelsFor(cfg.device?.[EXPERT]), moeLayers(ck.config), held);
   },
   handle(set, msg) {

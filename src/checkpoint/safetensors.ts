@@ -28,6 +28,8 @@ export class CheckpointError extends Error {
 }
 
 const MAX_HEADER = 100 * 1024 * 1024;
+/** How long read-ahead tensors are held for their first use (then weakly, as any other copy). */
+const PREFETCH_HOLD_MS = 60_000;
 
 export class SafetensorsFile {
   readonly tensors = new Map<string, TensorInfo>();
@@ -154,6 +156,17 @@ export class SafetensorsFile {
     } finally {
       await fh.close();
     }
+    // Read ahead for the first steps: what nobody asked for by then (an expert that online EPLB
+    // dropped first, say) is held weakly from then on, so a drop frees it as it would otherwise.
+    const loosen = setTimeout(() => {
+      for (const t of todo) {
+        const held = this.prefetched.get(t.name);
+        if (!held) continue;
+        this.prefetched.delete(t.name);
+        this.copies.set(t.name, new WeakRef(held));
+      }
+    }, PREFETCH_HOLD_MS);
+    (loosen as { unref?: () => void }).unref?.();
     return total;
   }
 
