@@ -79,6 +79,28 @@ function combine(r: Routing, rowOf: Float32Array[], D: number): Float32Array {
   return out;
 }
 
+/** Summed answers (one row per distinct token an actor was sent) added in ascending actor key: one
+ * order, for a table whose every expert has a single holder (where an expert runs never changes). */
+function combineSums(T: number, D: number, parts: { key: string; tokens: number[]; y: Float32Array }[]): Float32Array {
+  const out = new Float32Array(T * D); // [T, D]
+  parts.sort((a, b) => a.key.localeCompare(b.key, "en", { numeric: true }));
+  for (const { tokens, y } of parts) {
+    tokens.forEach((t, i) => {
+      const o = out.subarray(t * D, t * D + D), row = y.subarray(i * D, i * D + D);
+      for (let d = 0; d < D; d++) o[d] += row[d]!;
+    });
+  }
+  return out;
+}
+
+const copies = new WeakMap<ExpertTable, boolean>();
+/** Whether some expert has more than one holder: then answers come back unsummed (see ExpertMsg). */
+function hasCopies(table: ExpertTable): boolean {
+  let v = copies.get(table);
+  if (v === undefined) copies.set(table, (v = table.some((holders) => holders.length > 1)));
+  return v;
+}
+
 async function route(s: State, msg: Extract<RouterMsg, { type: "route" }>, ask: (key: string, m: ExpertMsg) => Promise<Float32Array>) {
   const gate = s.gates.get(msg.layer);
   if (!gate) throw new Error(`router: no gate for layer ${msg.layer}`);
@@ -88,7 +110,9 @@ async function route(s: State, msg: Extract<RouterMsg, { type: "route" }>, ask: 
   if (!load) s.load.set(msg.layer, (load = new Float64Array(s.c.n_routed_experts)));
   for (let i = 0; i < r.ids.length; i++) load[r.ids[i]!]++;
   const table = (msg.table !== undefined && s.tables.get(msg.table)) || s.tables.get(Math.max(...s.tables.keys()))!;
+  const rows = hasCopies(table);
   const rowOf = new Array<Float32Array>(r.ids.length);
+  const parts: { key: string; tokens: number[]; y: Float32Array }[] = [];
   await Promise.all([...dispatch(r, table, s.served)].map(async ([key, a]) => {
     s.served.set(key, (s.served.get(key) ?? 0) + a.at.length);
     // Send each distinct token once: x rows of this actor, assignments pointing into them.
@@ -97,11 +121,12 @@ async function route(s: State, msg: Extract<RouterMsg, { type: "route" }>, ask: 
     distinct.forEach((t, i) => x.set(msg.x.subarray(t * D, t * D + D), i * D));
     const y = await ask(key, {
       type: "experts", layer: msg.layer, x,
-      token: Int32Array.from(a.token, (t) => at.get(t)!), expert: Int32Array.from(a.expert), weight: Float32Array.from(a.weight),
+      token: Int32Array.from(a.token, (t) => at.get(t)!), expert: Int32Array.from(a.expert), weight: Float32Array.from(a.weight), rows,
     });
-    a.at.forEach((i, row) => (rowOf[i] = y.subarray(row * D, row * D + D)));
+    if (rows) a.at.forEach((i, row) => (rowOf[i] = y.subarray(row * D, row * D + D)));
+    else parts.push({ key, tokens: distinct, y });
   }));
-  return combine(r, rowOf, D);
+  return rows ? combine(r, rowOf, D) : combineSums(r.T, D, parts);
 }
 
 export const router = defineActor<State, RouterMsg, RouterReply>({

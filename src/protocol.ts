@@ -132,13 +132,17 @@ export type ExpertMsg =
     token: Int32Array; // per assignment: row of x
     expert: Int32Array;
     weight: Float32Array;
+    /** Answer each assignment's row unsummed (a table with copies: an expert may run on a different
+     * actor each call); otherwise one summed row per row of x, the cheaper answer. */
+    rows?: boolean;
   }
   | { type: "hold"; experts: number[] }
   | { type: "drop"; experts: number[] }
   | { type: "held" };
-/** experts: [assignments, D], row r = weight[r] * Expert_{expert[r]}(x[token[r]]), unsummed, so the
- * router adds each token's experts in one fixed order wherever they ran (bit-identical outputs
- * under any placement); hold/drop/held: the experts now held, ascending. */
+/** experts with rows: [assignments, D], row r = weight[r] * Expert_{expert[r]}(x[token[r]]), unsummed,
+ * so the router adds each token's experts in one fixed order wherever they ran (bit-identical
+ * outputs under any placement of copies); without: [n, D], row i = the sum of x's row i's
+ * assignments here; hold/drop/held: the experts now held, ascending. */
 export type ExpertReply = Float32Array | number[];
 
 export const ATTENTION = "attention";
