@@ -5,6 +5,7 @@
 import type { MiddlewareHandler } from "hono";
 import { ApiError } from "./errors.ts";
 import type { GatewayEnv } from "./env.ts";
+import { onEnd } from "./stream-end.ts";
 
 /** After the timeout, how long the cut requests get to write their last event. */
 const FLUSH_MS = 5_000;
@@ -46,7 +47,7 @@ export class Drain {
       }
       const body = c.res.body;
       if (body && c.res.headers.get("content-type")?.startsWith("text/event-stream")) {
-        c.res = new Response(untilEnd(body, release), c.res);
+        c.res = new Response(onEnd(body, () => release()), c.res);
       } else {
         release();
       }
@@ -90,29 +91,4 @@ export class Drain {
       this.idleWaiters.push(wake);
     });
   }
-}
-
-/** The same bytes, calling `release` once the stream has ended, failed or been cancelled. */
-function untilEnd(body: ReadableStream<Uint8Array>, release: () => void): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const r = await reader.read();
-        if (r.done) {
-          controller.close();
-          release();
-        } else {
-          controller.enqueue(r.value);
-        }
-      } catch (err) {
-        release();
-        controller.error(err);
-      }
-    },
-    cancel(reason) {
-      release();
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
 }

@@ -9,6 +9,7 @@ import type { FinishReason } from "../../engine/types.ts";
 import type { LogLevel, Logger } from "../../log.ts";
 import type { GatewayEnv } from "../env.ts";
 import { toApiError } from "../errors.ts";
+import { type Ending, onEnd } from "../stream-end.ts";
 
 /** What one request's sequences add up to, filled in by their SequenceTimers. */
 export class RequestTally {
@@ -33,7 +34,6 @@ export class RequestTally {
   }
 }
 
-type Ending = "end" | "error" | "cancel";
 
 const PROBES = new Set(["/health", "/health/live", "/metrics"]);
 
@@ -90,34 +90,3 @@ function round(ms: number): number {
   return Math.round(ms * 100) / 100;
 }
 
-/** The same bytes, calling `done` once when the stream ends, fails or is cancelled. Pulls only when
- * read (highWaterMark 0), so a slow client still slows generation. */
-function onEnd(body: ReadableStream<Uint8Array>, done: (how: Ending) => void): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  let called = false;
-  const once = (how: Ending) => {
-    if (called) return;
-    called = true;
-    done(how);
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const r = await reader.read();
-        if (r.done) {
-          controller.close();
-          once("end");
-        } else {
-          controller.enqueue(r.value);
-        }
-      } catch (err) {
-        once("error");
-        controller.error(err);
-      }
-    },
-    cancel(reason) {
-      once("cancel");
-      return reader.cancel(reason);
-    },
-  }, { highWaterMark: 0 });
-}
